@@ -1,0 +1,85 @@
+/*
+ * torpor/class.h: what the core asks of a room class.
+ *
+ * A class gives objects their behaviour.  The core makes an instance of the
+ * class for an object when the object wakes (object_create) and frees it
+ * when the object goes idle (object_destroy).  The events of one object
+ * reach its instance one at a time, in arrival order, on the object's loop:
+ * a handler never runs twice at once for the same object and needs no
+ * lock for the instance.
+ *
+ * Handlers return TORPOR_OK, or an error that the core logs with the
+ * object; a handler never blocks.
+ */
+#ifndef TORPOR_ABI_CLASS_H
+#define TORPOR_ABI_CLASS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <torpor/types.h>
+#include <torpor/host.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct torpor_class_ops {
+    uint32_t size;  /* sizeof(struct torpor_class_ops) at build time */
+
+    /*
+     * object_create is the constructor: it runs when an object wakes,
+     * before its first event, and sets *instance.  state is the plugin's
+     * state from create.  Mandatory.
+     */
+    torpor_err (*object_create)(void *state, torpor_object *object,
+                                void **instance);
+
+    /* object_destroy frees an instance.  Optional. */
+    void (*object_destroy)(void *instance);
+
+    /*
+     * accept decides whether a client may join.  Returning TORPOR_EREFUSED
+     * with *http_status set (4xx) turns it away before the handshake
+     * completes.  Optional: NULL accepts everyone.
+     */
+    torpor_err (*accept)(void *instance, torpor_conn *conn,
+                         const torpor_attach_req *req, int *http_status);
+
+    /* open: a client joined and may now be sent to.  Optional. */
+    torpor_err (*open)(void *instance, torpor_conn *conn);
+
+    /* message: one whole message from a client.  Optional. */
+    torpor_err (*message)(void *instance, torpor_conn *conn,
+                          torpor_msg_kind kind, const void *data, size_t len);
+
+    /*
+     * close: a client left.  clean is false when the connection dropped
+     * without a close handshake (code is then 1006).  The connection can
+     * no longer be sent to.  Optional.
+     */
+    torpor_err (*close)(void *instance, torpor_conn *conn, uint16_t code,
+                        const char *reason, size_t reason_len, bool clean);
+
+    /* error: the transport failed a connection for err.  Optional. */
+    torpor_err (*error)(void *instance, torpor_conn *conn, torpor_err err);
+
+    /*
+     * alarm: the alarm called name is due; retry counts earlier failed
+     * attempts.  Optional.
+     */
+    torpor_err (*alarm)(void *instance, const char *name, uint32_t retry);
+
+    /*
+     * hibernate: the object is about to leave memory; its connections stay
+     * open.  Save nothing here that a crash must not lose.  Optional.
+     */
+    torpor_err (*hibernate)(void *instance);
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TORPOR_ABI_CLASS_H */

@@ -1,0 +1,174 @@
+/*
+ * torpor/host.h: the table of core functions a plugin may call.
+ *
+ * The core hands a plugin this table in its create hook.  A plugin calls the
+ * core only through it, so a plugin binary never links against libtorpor
+ * and keeps loading into newer cores of the same major version.  The table
+ * grows at the end; a plugin that uses a function added after the minor
+ * version it requires checks TORPOR_HOST_HAS(host, fn) first.
+ *
+ * Threads: unless a member says otherwise, call it on the loop that owns
+ * the handle it takes (a connection or object runs on its object's loop;
+ * a plugin's own io and timers on the loop they were opened on).
+ */
+#ifndef TORPOR_ABI_HOST_H
+#define TORPOR_ABI_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <torpor/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Readiness a plugin asks an io watch for; may be or-ed. */
+enum {
+    TORPOR_IO_READ = 1,
+    TORPOR_IO_WRITE = 2
+};
+
+typedef void (*torpor_io_cb)(torpor_io *io, int fd, unsigned events,
+                             void *arg);
+typedef void (*torpor_timer_cb)(torpor_timer *timer, void *arg);
+
+/*
+ * What a transport knows about a client that asks to join an object.  The
+ * struct grows at the end; size is sizeof at the caller's build.
+ */
+typedef struct torpor_attach_req {
+    uint32_t size;
+    torpor_bytes route;   /* the route, e.g. "relay" of "/relay/lobby" */
+    torpor_bytes name;    /* the object's name, already percent-decoded */
+    torpor_bytes query;   /* the raw query string, without '?'; may be empty */
+    const char *peer;     /* the client's address for logs: "127.0.0.1:5050" */
+} torpor_attach_req;
+
+struct torpor_host {
+    uint32_t size;          /* sizeof(struct torpor_host) in the core */
+    uint16_t abi_major;
+    uint16_t abi_minor;
+
+    /* ---- any thread ---- */
+
+    /* strerror names a torpor_err: "no such file or entry", ... */
+    const char *(*strerror)(torpor_err err);
+
+    /*
+     * log writes one line under the plugin's name.  object and conn may be
+     * NULL; when given, their ids are added to the line, so a message never
+     * repeats them.  Check log_enabled first when formatting is costly.
+     */
+    void (*log)(torpor_plugin_ctx *self, torpor_log_level level,
+                const torpor_object *object, const torpor_conn *conn,
+                const char *fmt, ...) TORPOR_PRINTF(5, 6);
+    bool (*log_enabled)(const torpor_plugin_ctx *self, torpor_log_level level);
+
+    /* now_ms: a monotonic clock in milliseconds. */
+    uint64_t (*now_ms)(void);
+
+    /* ---- loops, io and timers ---- */
+
+    /* loop_main is the loop on which transports accept new peers. */
+    torpor_loop *(*loop_main)(const torpor_plugin_ctx *self);
+
+    /*
+     * io_open watches fd for the given events on loop and calls cb on that
+     * loop while it is ready (level-triggered).  The fd stays the caller's:
+     * io_close stops the watch and never closes the fd.
+     */
+    torpor_err (*io_open)(torpor_loop *loop, int fd, unsigned events,
+                          torpor_io_cb cb, void *arg, torpor_io **out);
+    torpor_err (*io_set)(torpor_io *io, unsigned events);
+    void (*io_close)(torpor_io *io);
+
+    /* A one-shot timer; timer_arm re-arms a pending timer. */
+    torpor_err (*timer_open)(torpor_loop *loop, torpor_timer_cb cb, void *arg,
+                             torpor_timer **out);
+    void (*timer_arm)(torpor_timer *timer, uint64_t after_ms);
+    void (*timer_disarm)(torpor_timer *timer);
+    void (*timer_close)(torpor_timer *timer);
+
+    /* ---- transport side: a transport reports its peers ---- */
+
+    /*
+     * conn_attach asks to join the object that req names.  tconn is the
+     * transport's own record, handed back in every transport op.  On
+     * TORPOR_OK, *conn is the core's handle and *loop the loop the
+     * connection must move its io to before it calls conn_opened.  On
+     * failure, *http_status says what to answer: 404 (TORPOR_ENOENT, no
+     * such route), 400 (TORPOR_EINVAL, bad name), 503 (TORPOR_ELIMIT or
+     * TORPOR_ECLOSED, shutting down or full), or a class's refusal
+     * (TORPOR_EREFUSED).  Called on loop_main.
+     */
+    torpor_err (*conn_attach)(torpor_plugin_ctx *self,
+                              const torpor_attach_req *req, void *tconn,
+                              torpor_conn **conn, torpor_loop **loop,
+                              int *http_status);
+
+    /* conn_opened: the peer is ready for messages; the class hears "open". */
+    void (*conn_opened)(torpor_conn *conn);
+
+    /*
+     * conn_received delivers one whole message.  The bytes are only read
+     * during the call: the core copies what it must keep.
+     */
+    void (*conn_received)(torpor_conn *conn, torpor_msg_kind kind,
+                          const void *data, size_t len);
+
+    /*
+     * conn_closed reports that the connection is gone: the close handshake
+     * finished (clean), or the socket failed or was dropped (code 1006).
+     * After this call the core never uses tconn again and the transport
+     * may free it.
+     */
+    void (*conn_closed)(torpor_conn *conn, uint16_t code, const char *reason,
+                        size_t reason_len, bool clean);
+
+    /* ---- class side: on the object's loop ---- */
+
+    /*
+     * send queues a message to one connection.  TORPOR_ECLOSED if it is
+     * closing or gone: that is normal in a room and needs no log line.
+     */
+    torpor_err (*send)(torpor_conn *conn, torpor_msg_kind kind,
+                       const void *data, size_t len);
+
+    /*
+     * broadcast sends one message to every open connection of object except
+     * except (may be NULL).  The message is encoded once per transport and
+     * the same bytes go to every recipient.
+     */
+    torpor_err (*broadcast)(torpor_object *object, torpor_msg_kind kind,
+                            const void *data, size_t len,
+                            const torpor_conn *except);
+
+    /* close starts a close handshake with code and reason (<= 123 bytes). */
+    torpor_err (*close)(torpor_conn *conn, uint16_t code, const char *reason,
+                        size_t reason_len);
+
+    /* object_name: the name's bytes; valid while the object exists. */
+    torpor_bytes (*object_name)(const torpor_object *object);
+
+    /* conn_id: unique per process; never reused while the process runs. */
+    uint64_t (*conn_id)(const torpor_conn *conn);
+
+    /* conn_object: the object a connection belongs to. */
+    torpor_object *(*conn_object)(const torpor_conn *conn);
+
+    /* conn_count: the open connections of an object. */
+    size_t (*conn_count)(const torpor_object *object);
+};
+
+/* TORPOR_HOST_HAS: whether this core's table reaches member fn. */
+#define TORPOR_HOST_HAS(host, fn)                                         \
+    ((host)->size >= offsetof(struct torpor_host, fn) + sizeof((host)->fn) \
+     && (host)->fn != NULL)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TORPOR_ABI_HOST_H */

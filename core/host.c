@@ -1,0 +1,107 @@
+/*
+ * core/host.c: the host table handed to plugins, and the few members that
+ * need translating between a plugin's view and the core's.
+ */
+#include "build-config.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+#include "core/loader.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/object.h"
+#include "core/runtime.h"
+
+static void
+host_log(torpor_plugin_ctx *self, torpor_log_level level,
+         const torpor_object *object, const torpor_conn *conn,
+         const char *fmt, ...)
+{
+    char ids[768];
+    va_list ap;
+
+    if (!tpr_log_enabled(level)) {
+        return;
+    }
+    va_start(ap, fmt);
+    tpr_logv(level, self->desc.name,
+             tpr_log_ids(ids, sizeof(ids), object, conn), fmt, ap);
+    va_end(ap);
+}
+
+static bool
+host_log_enabled(const torpor_plugin_ctx *self, torpor_log_level level)
+{
+    (void)self;
+    return tpr_log_enabled(level);
+}
+
+static torpor_loop *
+host_loop_main(const torpor_plugin_ctx *self)
+{
+    return self->rt->loop;
+}
+
+static torpor_err
+host_conn_attach(torpor_plugin_ctx *self, const torpor_attach_req *req,
+                 void *tconn, torpor_conn **conn, torpor_loop **loop,
+                 int *http_status)
+{
+    struct tpr_runtime *rt = self->rt;
+
+    *conn = NULL;
+    *loop = NULL;
+    if (req == NULL || req->size < sizeof(torpor_attach_req)) {
+        *http_status = 500;
+        return TORPOR_EINVAL;
+    }
+    if (self->desc.kind != TORPOR_KIND_TRANSPORT) {
+        *http_status = 500;
+        return TORPOR_ESTATE;
+    }
+    const struct tpr_route *route =
+        tpr_runtime_route(rt, req->route.data, req->route.len);
+    if (route == NULL) {
+        *http_status = 404;
+        return TORPOR_ENOENT;
+    }
+    torpor_err err = tpr_object_attach(rt, route->klass, self, req, tconn,
+                                       conn, http_status);
+    if (err == TORPOR_OK) {
+        *loop = rt->loop;
+    }
+    return err;
+}
+
+void
+tpr_host_init(struct torpor_host *host)
+{
+    memset(host, 0, sizeof(*host));
+    host->size = sizeof(*host);
+    host->abi_major = TORPOR_ABI_MAJOR;
+    host->abi_minor = TORPOR_ABI_MINOR;
+    host->strerror = tpr_strerror;
+    host->log = host_log;
+    host->log_enabled = host_log_enabled;
+    host->now_ms = tpr_now_ms;
+    host->loop_main = host_loop_main;
+    host->io_open = tpr_io_open;
+    host->io_set = tpr_io_set;
+    host->io_close = tpr_io_close;
+    host->timer_open = tpr_timer_open;
+    host->timer_arm = tpr_timer_arm;
+    host->timer_disarm = tpr_timer_disarm;
+    host->timer_close = tpr_timer_close;
+    host->conn_attach = host_conn_attach;
+    host->conn_opened = tpr_conn_opened;
+    host->conn_received = tpr_conn_received;
+    host->conn_closed = tpr_conn_closed;
+    host->send = tpr_conn_send;
+    host->broadcast = tpr_object_broadcast;
+    host->close = tpr_conn_close;
+    host->object_name = tpr_object_name;
+    host->conn_id = tpr_conn_id;
+    host->conn_object = tpr_conn_object;
+    host->conn_count = tpr_object_conn_count;
+}

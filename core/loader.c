@@ -1,0 +1,201 @@
+/*
+ * core/loader.c: dlopen and the checks that keep a mismatched plugin out.
+ *
+ * The order of the checks matters: nothing past the magic is read until the
+ * magic matches, and nothing past the fixed header until the versions and
+ * the size say the rest is there.
+ */
+#include "build-config.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/loader.h"
+
+/* The smallest descriptor this core accepts: everything ABI 1.0 had. */
+#define LOADER_MIN_DESC_SIZE sizeof(struct torpor_plugin)
+#define LOADER_MIN_TRANSPORT_SIZE sizeof(struct torpor_transport_ops)
+#define LOADER_MIN_CLASS_SIZE sizeof(struct torpor_class_ops)
+#define LOADER_MIN(a, b) ((size_t)(a) < (b) ? (size_t)(a) : (b))
+
+const char *
+tpr_plugin_kind_name(uint32_t kind)
+{
+    switch (kind) {
+    case TORPOR_KIND_TRANSPORT:
+        return "transport";
+    case TORPOR_KIND_STORAGE:
+        return "storage";
+    case TORPOR_KIND_CLASS:
+        return "class";
+    }
+    return "unknown";
+}
+
+/* loader_find resolves a plugin name against the search path. */
+static char *
+loader_find(const char *spec, const char *search_path)
+{
+    if (strchr(spec, '/') != NULL) {
+        return access(spec, F_OK) == 0 ? strdup(spec) : NULL;
+    }
+    const char *dir = search_path;
+    while (dir != NULL && *dir != '\0') {
+        const char *end = strchr(dir, ':');
+        size_t dir_len = end ? (size_t)(end - dir) : strlen(dir);
+        if (dir_len > 0) {
+            char *path;
+            if (asprintf(&path, "%.*s/%s.so", (int)dir_len, dir, spec) < 0) {
+                return NULL;
+            }
+            if (access(path, F_OK) == 0) {
+                return path;
+            }
+            free(path);
+        }
+        dir = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+#define LOADER_REFUSE(...)                                          \
+    do {                                                            \
+        tpr_diag_add(diag, file, line, __VA_ARGS__);                \
+        return TORPOR_EABI;                                         \
+    } while (0)
+
+/* loader_check_ops copies and checks the kind's table. */
+static torpor_err
+loader_check_ops(struct torpor_plugin_ctx *p, const char *file, unsigned line,
+                 struct tpr_diag *diag)
+{
+    const struct torpor_plugin *d = &p->desc;
+    const char *path = p->path;
+
+    if (d->kind == TORPOR_KIND_TRANSPORT) {
+        const struct torpor_transport_ops *t = d->ops.transport;
+        if (t == NULL) {
+            LOADER_REFUSE("could not load plugin \"%s\": transport ops are NULL (plugin ABI %u.%u, core ABI %u.%u)", path, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+        }
+        if (t->size < LOADER_MIN_TRANSPORT_SIZE) {
+            LOADER_REFUSE("could not load plugin \"%s\": transport ops of %u bytes, core needs %zu (plugin ABI %u.%u, core ABI %u.%u)", path, t->size, LOADER_MIN_TRANSPORT_SIZE, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+        }
+        memcpy(&p->ops.transport, t, LOADER_MIN(t->size, sizeof(p->ops.transport)));
+        if (t->frame_encode == NULL || t->frame_send == NULL
+            || t->frame_release == NULL || t->close == NULL) {
+            LOADER_REFUSE("could not load plugin \"%s\": a mandatory transport hook is NULL (plugin ABI %u.%u, core ABI %u.%u)", path, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+        }
+    } else if (d->kind == TORPOR_KIND_CLASS) {
+        const struct torpor_class_ops *c = d->ops.klass;
+        if (c == NULL) {
+            LOADER_REFUSE("could not load plugin \"%s\": class ops are NULL (plugin ABI %u.%u, core ABI %u.%u)", path, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+        }
+        if (c->size < LOADER_MIN_CLASS_SIZE) {
+            LOADER_REFUSE("could not load plugin \"%s\": class ops of %u bytes, core needs %zu (plugin ABI %u.%u, core ABI %u.%u)", path, c->size, LOADER_MIN_CLASS_SIZE, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+        }
+        memcpy(&p->ops.klass, c, LOADER_MIN(c->size, sizeof(p->ops.klass)));
+        if (c->object_create == NULL) {
+            LOADER_REFUSE("could not load plugin \"%s\": mandatory hook \"object_create\" is NULL (plugin ABI %u.%u, core ABI %u.%u)", path, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+        }
+    } else {
+        /* Missing: the storage ABI; a storage plugin cannot be loaded yet. */
+        LOADER_REFUSE("could not load plugin \"%s\": kind %u (%s) is not supported by this core (plugin ABI %u.%u, core ABI %u.%u)", path, d->kind, tpr_plugin_kind_name(d->kind), d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+    }
+    return TORPOR_OK;
+}
+
+/* loader_check_desc checks the descriptor the entry point returned. */
+static torpor_err
+loader_check_desc(struct torpor_plugin_ctx *p, const struct torpor_plugin *d,
+                  const char *file, unsigned line, struct tpr_diag *diag)
+{
+    const char *path = p->path;
+
+    if (d == NULL) {
+        LOADER_REFUSE("could not load plugin \"%s\": torpor_plugin_entry() returned NULL (core ABI %u.%u)", path, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+    }
+    if (d->magic != TORPOR_PLUGIN_MAGIC) {
+        LOADER_REFUSE("could not load plugin \"%s\": bad magic 0x%08x, expected 0x%08x: not a torpor plugin or built for another ABI (core ABI %u.%u)", path, d->magic, TORPOR_PLUGIN_MAGIC, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+    }
+    if (d->abi_major != TORPOR_ABI_MAJOR) {
+        LOADER_REFUSE("could not load plugin \"%s\": ABI major version differs (plugin ABI %u.%u, core ABI %u.%u)", path, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+    }
+    if (d->abi_minor > TORPOR_ABI_MINOR) {
+        LOADER_REFUSE("could not load plugin \"%s\": plugin needs a newer core (plugin ABI %u.%u, core ABI %u.%u)", path, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+    }
+    if (d->size < LOADER_MIN_DESC_SIZE) {
+        LOADER_REFUSE("could not load plugin \"%s\": descriptor of %u bytes, core needs %zu (plugin ABI %u.%u, core ABI %u.%u)", path, d->size, LOADER_MIN_DESC_SIZE, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+    }
+    memcpy(&p->desc, d, LOADER_MIN(d->size, sizeof(p->desc)));
+    if (d->name == NULL || d->name[0] == '\0' || d->version == NULL) {
+        LOADER_REFUSE("could not load plugin \"%s\": descriptor has no name or version (plugin ABI %u.%u, core ABI %u.%u)", path, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+    }
+    if (d->create == NULL) {
+        LOADER_REFUSE("could not load plugin \"%s\": mandatory hook \"create\" is NULL (plugin ABI %u.%u, core ABI %u.%u)", path, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+    }
+    return loader_check_ops(p, file, line, diag);
+}
+
+torpor_err
+tpr_plugin_open(const char *spec, const char *search_path, const char *file,
+                unsigned line, struct tpr_diag *diag,
+                struct torpor_plugin_ctx **out)
+{
+    const struct torpor_plugin *(*entry)(void);
+    torpor_err err;
+
+    *out = NULL;
+    struct torpor_plugin_ctx *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return TORPOR_ENOMEM;
+    }
+    p->path = loader_find(spec, search_path);
+    if (p->path == NULL) {
+        tpr_diag_add(diag, file, line, "could not find plugin \"%s\": no \"%s%s\" in plugin path \"%s\" (core ABI %u.%u)", spec, spec, strchr(spec, '/') ? "" : ".so", search_path ? search_path : "", TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+        free(p);
+        return TORPOR_ENOENT;
+    }
+    p->dl = dlopen(p->path, RTLD_NOW | RTLD_LOCAL);
+    if (p->dl == NULL) {
+        tpr_diag_add(diag, file, line, "could not load plugin \"%s\": %s (core ABI %u.%u)", p->path, dlerror(), TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+        tpr_plugin_close(p);
+        return TORPOR_EIO;
+    }
+    /* POSIX guarantees that a function pointer survives this round trip. */
+    *(void **)&entry = dlsym(p->dl, TORPOR_PLUGIN_ENTRY_SYMBOL);
+    if (entry == NULL) {
+        tpr_diag_add(diag, file, line, "could not load plugin \"%s\": no entry point \"%s\" (core ABI %u.%u)", p->path, TORPOR_PLUGIN_ENTRY_SYMBOL, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+        tpr_plugin_close(p);
+        return TORPOR_EABI;
+    }
+    err = loader_check_desc(p, entry(), file, line, diag);
+    if (err != TORPOR_OK) {
+        tpr_plugin_close(p);
+        return err;
+    }
+    *out = p;
+    return TORPOR_OK;
+}
+
+void
+tpr_plugin_close(struct torpor_plugin_ctx *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    if (p->created && p->desc.destroy != NULL) {
+        p->desc.destroy(p->state);
+    }
+    p->state = NULL;
+    p->created = false;
+    /* Under ASan, keep the code mapped so leak reports can name plugins. */
+    if (p->dl != NULL && getenv("TORPOR_NO_DLCLOSE") == NULL) {
+        dlclose(p->dl);
+    }
+    free(p->path);
+    free(p);
+}

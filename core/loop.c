@@ -1,0 +1,232 @@
+/*
+ * core/loop.c: torpor_loop, torpor_io and torpor_timer on libevent.
+ *
+ * Missing: only the main loop exists; objects are not yet spread over one loop per core.
+ */
+#include "build-config.h"
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <event2/thread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "core/loop.h"
+
+struct torpor_loop {
+    struct event_base *base;
+};
+
+/*
+ * One io watch.  Level-triggered and persistent: the callback runs for as
+ * long as the fd is ready and the events are asked for.
+ */
+struct torpor_io {
+    struct event ev;
+    torpor_loop *loop;
+    torpor_io_cb cb;
+    void *arg;
+    int fd;
+    unsigned events;
+};
+
+struct torpor_timer {
+    struct event ev;
+    torpor_timer_cb cb;
+    void *arg;
+};
+
+torpor_err
+tpr_loop_new(torpor_loop **out)
+{
+    static int threads_ready;
+
+    *out = NULL;
+    if (!threads_ready) {
+        if (evthread_use_pthreads() != 0) {
+            return TORPOR_ENOMEM;
+        }
+        threads_ready = 1;
+    }
+    torpor_loop *loop = calloc(1, sizeof(*loop));
+    if (loop == NULL) {
+        return TORPOR_ENOMEM;
+    }
+    loop->base = event_base_new();
+    if (loop->base == NULL) {
+        free(loop);
+        return TORPOR_ENOMEM;
+    }
+    *out = loop;
+    return TORPOR_OK;
+}
+
+void
+tpr_loop_free(torpor_loop *loop)
+{
+    if (loop == NULL) {
+        return;
+    }
+    event_base_free(loop->base);
+    free(loop);
+}
+
+torpor_err
+tpr_loop_run(torpor_loop *loop)
+{
+    return event_base_dispatch(loop->base) < 0 ? TORPOR_EIO : TORPOR_OK;
+}
+
+void
+tpr_loop_break(torpor_loop *loop)
+{
+    event_base_loopbreak(loop->base);
+}
+
+struct event_base *
+tpr_loop_base(torpor_loop *loop)
+{
+    return loop->base;
+}
+
+static void
+loop_on_io(evutil_socket_t fd, short what, void *arg)
+{
+    torpor_io *io = arg;
+    unsigned events = 0;
+
+    if (what & EV_READ) {
+        events |= TORPOR_IO_READ;
+    }
+    if (what & EV_WRITE) {
+        events |= TORPOR_IO_WRITE;
+    }
+    io->cb(io, (int)fd, events, io->arg);
+}
+
+static short
+loop_flags(unsigned events)
+{
+    short flags = EV_PERSIST;
+
+    if (events & TORPOR_IO_READ) {
+        flags |= EV_READ;
+    }
+    if (events & TORPOR_IO_WRITE) {
+        flags |= EV_WRITE;
+    }
+    return flags;
+}
+
+torpor_err
+tpr_io_open(torpor_loop *loop, int fd, unsigned events, torpor_io_cb cb,
+            void *arg, torpor_io **out)
+{
+    *out = NULL;
+    torpor_io *io = calloc(1, sizeof(*io));
+    if (io == NULL) {
+        return TORPOR_ENOMEM;
+    }
+    io->loop = loop;
+    io->cb = cb;
+    io->arg = arg;
+    io->fd = fd;
+    io->events = 0;
+    event_assign(&io->ev, loop->base, fd, loop_flags(0), loop_on_io, io);
+    torpor_err err = tpr_io_set(io, events);
+    if (err != TORPOR_OK) {
+        free(io);
+        return err;
+    }
+    *out = io;
+    return TORPOR_OK;
+}
+
+torpor_err
+tpr_io_set(torpor_io *io, unsigned events)
+{
+    if (events == io->events) {
+        return TORPOR_OK;
+    }
+    event_del(&io->ev);
+    event_assign(&io->ev, io->loop->base, io->fd, loop_flags(events),
+                 loop_on_io, io);
+    io->events = events;
+    if (events != 0 && event_add(&io->ev, NULL) != 0) {
+        io->events = 0;
+        return TORPOR_EIO;
+    }
+    return TORPOR_OK;
+}
+
+void
+tpr_io_close(torpor_io *io)
+{
+    if (io == NULL) {
+        return;
+    }
+    event_del(&io->ev);
+    free(io);
+}
+
+static void
+loop_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    torpor_timer *timer = arg;
+
+    (void)fd;
+    (void)what;
+    timer->cb(timer, timer->arg);
+}
+
+torpor_err
+tpr_timer_open(torpor_loop *loop, torpor_timer_cb cb, void *arg,
+               torpor_timer **out)
+{
+    *out = NULL;
+    torpor_timer *timer = calloc(1, sizeof(*timer));
+    if (timer == NULL) {
+        return TORPOR_ENOMEM;
+    }
+    timer->cb = cb;
+    timer->arg = arg;
+    evtimer_assign(&timer->ev, loop->base, loop_on_timer, timer);
+    *out = timer;
+    return TORPOR_OK;
+}
+
+void
+tpr_timer_arm(torpor_timer *timer, uint64_t after_ms)
+{
+    struct timeval tv = {
+        .tv_sec = (time_t)(after_ms / 1000),
+        .tv_usec = (suseconds_t)(after_ms % 1000) * 1000,
+    };
+
+    evtimer_add(&timer->ev, &tv);
+}
+
+void
+tpr_timer_disarm(torpor_timer *timer)
+{
+    evtimer_del(&timer->ev);
+}
+
+void
+tpr_timer_close(torpor_timer *timer)
+{
+    if (timer == NULL) {
+        return;
+    }
+    evtimer_del(&timer->ev);
+    free(timer);
+}
+
+uint64_t
+tpr_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}

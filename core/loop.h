@@ -1,0 +1,41 @@
+/*
+ * core/loop.h: event loops, and the io watches and timers plugins get
+ * through the host table.  libevent sits under this file only; nothing
+ * above it sees an event_base.
+ */
+#ifndef TORPOR_CORE_LOOP_H
+#define TORPOR_CORE_LOOP_H
+
+#include <stdint.h>
+
+#include <torpor/host.h>
+
+struct event_base;
+
+/* tpr_loop_new makes a loop for the calling thread to run. */
+torpor_err tpr_loop_new(torpor_loop **out);
+void tpr_loop_free(torpor_loop *loop);
+
+/* tpr_loop_run runs until tpr_loop_break; returns TORPOR_EIO on failure. */
+torpor_err tpr_loop_run(torpor_loop *loop);
+void tpr_loop_break(torpor_loop *loop);
+
+/* tpr_loop_base: the libevent base, for the core's own events. */
+struct event_base *tpr_loop_base(torpor_loop *loop);
+
+/* The host table's io and timer members. */
+torpor_err tpr_io_open(torpor_loop *loop, int fd, unsigned events,
+                       torpor_io_cb cb, void *arg, torpor_io **out);
+torpor_err tpr_io_set(torpor_io *io, unsigned events);
+void tpr_io_close(torpor_io *io);
+
+torpor_err tpr_timer_open(torpor_loop *loop, torpor_timer_cb cb, void *arg,
+                          torpor_timer **out);
+void tpr_timer_arm(torpor_timer *timer, uint64_t after_ms);
+void tpr_timer_disarm(torpor_timer *timer);
+void tpr_timer_close(torpor_timer *timer);
+
+/* tpr_now_ms: CLOCK_MONOTONIC in milliseconds. */
+uint64_t tpr_now_ms(void);
+
+#endif /* TORPOR_CORE_LOOP_H */

@@ -1,0 +1,88 @@
+/*
+ * core/object.h: objects (rooms), their connections, and the delivery of
+ * events to a class, one at a time and in arrival order.
+ */
+#ifndef TORPOR_CORE_OBJECT_H
+#define TORPOR_CORE_OBJECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <torpor/plugin.h>
+
+struct tpr_runtime;
+
+/* Longest object name, in bytes; a longer one is refused with 400. */
+#define TPR_OBJECT_NAME_MAX 256
+
+/* The id of an object: 128 bits derived from (class, name). */
+struct tpr_object_id {
+    uint8_t bytes[16];
+};
+
+/*
+ * tpr_object_id_derive hashes (class, name) with SHA-256 and keeps 128
+ * bits, so nobody can choose two names that collide, and every node of a
+ * cluster derives the same id.
+ */
+void tpr_object_id_derive(const char *class_name, const void *name,
+                          size_t name_len, struct tpr_object_id *out);
+
+/* The table of live objects; one per runtime. */
+struct tpr_objects;
+
+torpor_err tpr_objects_new(struct tpr_objects **out);
+
+/*
+ * tpr_objects_close_all asks every transport to close every connection
+ * with code, for a shutdown.  Connections leave as their transports report
+ * them closed.
+ */
+void tpr_objects_close_all(struct tpr_objects *objects, uint16_t code,
+                           const char *reason);
+
+/*
+ * tpr_objects_free frees every object and connection record without
+ * calling transports; the caller destroys the transports afterwards.
+ */
+void tpr_objects_free(struct tpr_objects *objects);
+
+/*
+ * tpr_object_attach joins a new connection of transport to the object
+ * (klass, req->name), making the object if it has none.  Implements the
+ * host's conn_attach after route lookup; see torpor/host.h for the codes.
+ */
+torpor_err tpr_object_attach(struct tpr_runtime *rt,
+                             struct torpor_plugin_ctx *klass,
+                             struct torpor_plugin_ctx *transport,
+                             const torpor_attach_req *req, void *tconn,
+                             torpor_conn **out, int *http_status);
+
+/* The host table's connection and object members. */
+void tpr_conn_opened(torpor_conn *conn);
+void tpr_conn_received(torpor_conn *conn, torpor_msg_kind kind,
+                       const void *data, size_t len);
+void tpr_conn_closed(torpor_conn *conn, uint16_t code, const char *reason,
+                     size_t reason_len, bool clean);
+torpor_err tpr_conn_send(torpor_conn *conn, torpor_msg_kind kind,
+                         const void *data, size_t len);
+torpor_err tpr_conn_close(torpor_conn *conn, uint16_t code,
+                          const char *reason, size_t reason_len);
+torpor_err tpr_object_broadcast(torpor_object *object, torpor_msg_kind kind,
+                                const void *data, size_t len,
+                                const torpor_conn *except);
+torpor_bytes tpr_object_name(const torpor_object *object);
+uint64_t tpr_conn_id(const torpor_conn *conn);
+torpor_object *tpr_conn_object(const torpor_conn *conn);
+size_t tpr_object_conn_count(const torpor_object *object);
+
+/*
+ * tpr_log_ids writes the ids a log line carries for object and conn
+ * (either may be NULL): 'object="relay/lobby" conn=42'.  Returns buf, or
+ * NULL when there are none.
+ */
+const char *tpr_log_ids(char *buf, size_t size, const torpor_object *object,
+                        const torpor_conn *conn);
+
+#endif /* TORPOR_CORE_OBJECT_H */

@@ -1,0 +1,334 @@
+/*
+ * core/runtime.c: loading, configuring and starting plugins, routes, and
+ * the daemon's lifecycle on the main loop.
+ */
+#include "build-config.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/loader.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/object.h"
+#include "core/runtime.h"
+
+static struct torpor_plugin_ctx *
+runtime_plugin(const struct tpr_runtime *rt, const char *kind,
+               const char *name)
+{
+    for (size_t i = 0; i < rt->nplugins; i++) {
+        struct torpor_plugin_ctx *p = rt->plugins[i];
+        if (strcmp(tpr_plugin_kind_name(p->desc.kind), kind) == 0
+            && strcmp(p->desc.name, name) == 0) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static void
+runtime_load_plugins(struct tpr_runtime *rt, struct tpr_diag *diag)
+{
+    const struct tpr_config *cfg = rt->cfg;
+
+    rt->plugins = calloc(cfg->nplugins ? cfg->nplugins : 1,
+                         sizeof(*rt->plugins));
+    if (rt->plugins == NULL) {
+        tpr_diag_add(diag, NULL, 0, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < cfg->nplugins; i++) {
+        struct torpor_plugin_ctx *p;
+        if (tpr_plugin_open(cfg->plugins[i], cfg->plugin_path, cfg->path,
+                            cfg->plugins_line, diag, &p) != TORPOR_OK) {
+            continue;
+        }
+        const char *kind = tpr_plugin_kind_name(p->desc.kind);
+        if (runtime_plugin(rt, kind, p->desc.name) != NULL) {
+            tpr_diag_add(diag, cfg->path, cfg->plugins_line, "could not load plugin \"%s\": a %s plugin named \"%s\" is already loaded", p->path, kind, p->desc.name);
+            tpr_plugin_close(p);
+            continue;
+        }
+        p->rt = rt;
+        rt->plugins[rt->nplugins++] = p;
+        tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "loaded %s plugin \"%s\" %s (ABI %u.%u) from \"%s\"", kind, p->desc.name, p->desc.version, p->desc.abi_major, p->desc.abi_minor, p->path);
+    }
+}
+
+static void
+runtime_create_plugins(struct tpr_runtime *rt, struct tpr_diag *diag)
+{
+    for (size_t i = 0; i < rt->nplugins; i++) {
+        struct torpor_plugin_ctx *p = rt->plugins[i];
+        torpor_err err = p->desc.create(&rt->host, p, &p->state);
+        if (err != TORPOR_OK) {
+            tpr_diag_add(diag, rt->cfg->path, rt->cfg->plugins_line, "could not create plugin \"%s\": %s", p->desc.name, tpr_strerror(err));
+            continue;
+        }
+        p->created = true;
+    }
+}
+
+static void
+runtime_configure_plugins(struct tpr_runtime *rt, struct tpr_diag *diag)
+{
+    const struct tpr_config *cfg = rt->cfg;
+
+    for (size_t i = 0; i < cfg->nentries; i++) {
+        const struct tpr_config_entry *e = &cfg->entries[i];
+        struct torpor_plugin_ctx *p = runtime_plugin(rt, e->kind, e->plugin);
+        char why[256] = "";
+        if (p == NULL) {
+            tpr_diag_add(diag, cfg->path, e->line, "section [%s.%s] names no loaded %s plugin: add \"%s\" to \"plugins\" in [core]", e->kind, e->plugin, e->kind, e->plugin);
+            continue;
+        }
+        if (!p->created) {
+            continue;
+        }
+        if (p->desc.configure == NULL) {
+            tpr_diag_add(diag, cfg->path, e->line, "unknown key \"%s\" in section [%s.%s]: the plugin takes no settings", e->key, e->kind, e->plugin);
+            continue;
+        }
+        torpor_err err = p->desc.configure(p->state, e->key, e->value, why,
+                                           sizeof(why));
+        why[sizeof(why) - 1] = '\0';
+        if (err == TORPOR_ENOKEY) {
+            tpr_diag_add(diag, cfg->path, e->line, "unknown key \"%s\" in section [%s.%s]", e->key, e->kind, e->plugin);
+        } else if (err != TORPOR_OK) {
+            tpr_diag_add(diag, cfg->path, e->line, "bad value \"%s\" for \"%s\" in section [%s.%s]: %s", e->value, e->key, e->kind, e->plugin, why[0] ? why : tpr_strerror(err));
+        }
+    }
+}
+
+static void
+runtime_resolve_routes(struct tpr_runtime *rt, struct tpr_diag *diag)
+{
+    const struct tpr_config *cfg = rt->cfg;
+
+    rt->routes = calloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*rt->routes));
+    if (rt->routes == NULL) {
+        tpr_diag_add(diag, NULL, 0, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const struct tpr_route_config *r = &cfg->routes[i];
+        if (!r->enabled) {
+            continue;
+        }
+        struct torpor_plugin_ctx *k = runtime_plugin(rt, "class",
+                                                     r->class_name);
+        if (k == NULL) {
+            tpr_diag_add(diag, cfg->path, r->class_line ? r->class_line : r->line, "route \"%s\" needs class \"%s\", which no loaded plugin provides: add it to \"plugins\" in [core]%s", r->name, r->class_name, r->line == 0 ? ", or disable the route with [route.NAME] enabled = false" : "");
+            continue;
+        }
+        rt->routes[rt->nroutes].name = r->name;
+        rt->routes[rt->nroutes].klass = k;
+        rt->nroutes++;
+    }
+}
+
+torpor_err
+tpr_runtime_new(struct tpr_config *cfg, struct tpr_diag *diag,
+                struct tpr_runtime **out)
+{
+    unsigned before = diag->count;
+    struct tpr_runtime *rt = calloc(1, sizeof(*rt));
+
+    *out = NULL;
+    if (rt == NULL) {
+        tpr_config_free(cfg);
+        return TORPOR_ENOMEM;
+    }
+    rt->cfg = cfg;
+    tpr_host_init(&rt->host);
+    tpr_log_set_level(cfg->log_level);
+    if (tpr_loop_new(&rt->loop) != TORPOR_OK
+        || tpr_objects_new(&rt->objects) != TORPOR_OK) {
+        tpr_runtime_free(rt);
+        return TORPOR_ENOMEM;
+    }
+    runtime_load_plugins(rt, diag);
+    if (diag->count == before) {
+        runtime_create_plugins(rt, diag);
+    }
+    if (diag->count == before) {
+        runtime_configure_plugins(rt, diag);
+        runtime_resolve_routes(rt, diag);
+    }
+    if (diag->count != before) {
+        tpr_runtime_free(rt);
+        return TORPOR_EINVAL;
+    }
+    *out = rt;
+    return TORPOR_OK;
+}
+
+torpor_err
+tpr_runtime_start(struct tpr_runtime *rt)
+{
+    /* Classes first, so a transport never attaches to an unstarted one. */
+    static const uint32_t order[] = {
+        TORPOR_KIND_STORAGE, TORPOR_KIND_CLASS, TORPOR_KIND_TRANSPORT,
+    };
+
+    for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
+        for (size_t i = 0; i < rt->nplugins; i++) {
+            struct torpor_plugin_ctx *p = rt->plugins[i];
+            if (p->desc.kind != order[k] || p->desc.start == NULL) {
+                continue;
+            }
+            torpor_err err = p->desc.start(p->state);
+            if (err != TORPOR_OK) {
+                tpr_log(TORPOR_LOG_ERR, "core", NULL, "could not start plugin \"%s\": %s", p->desc.name, tpr_strerror(err));
+                return err;
+            }
+        }
+    }
+    tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "torpord %s ready: %zu plugins, %zu routes, plugin ABI %u.%u", PACKAGE_VERSION, rt->nplugins, rt->nroutes, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+    return TORPOR_OK;
+}
+
+const struct tpr_route *
+tpr_runtime_route(const struct tpr_runtime *rt, const void *name, size_t len)
+{
+    for (size_t i = 0; i < rt->nroutes; i++) {
+        const struct tpr_route *r = &rt->routes[i];
+        if (strlen(r->name) == len && memcmp(r->name, name, len) == 0) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static void
+runtime_on_shutdown_timeout(torpor_timer *timer, void *arg)
+{
+    struct tpr_runtime *rt = arg;
+
+    (void)timer;
+    tpr_log(TORPOR_LOG_WARN, "core", NULL, "%zu connections did not finish closing within %llu ms; exiting anyway", rt->nconns, (unsigned long long)rt->cfg->shutdown_timeout_ms);
+    tpr_loop_break(rt->loop);
+}
+
+void
+tpr_runtime_conn_gone(struct tpr_runtime *rt)
+{
+    rt->nconns--;
+    if (rt->stopping && rt->nconns == 0) {
+        tpr_loop_break(rt->loop);
+    }
+}
+
+void
+tpr_runtime_stop(struct tpr_runtime *rt)
+{
+    if (rt->stopping) {
+        return;
+    }
+    rt->stopping = true;
+    tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "shutting down: closing %zu connections", rt->nconns);
+    for (size_t i = 0; i < rt->nplugins; i++) {
+        struct torpor_plugin_ctx *p = rt->plugins[i];
+        if (p->desc.stop != NULL) {
+            p->desc.stop(p->state);
+        }
+    }
+    tpr_objects_close_all(rt->objects, TORPOR_CLOSE_GOING_AWAY,
+                          "server shutting down");
+    if (rt->nconns == 0) {
+        tpr_loop_break(rt->loop);
+        return;
+    }
+    if (tpr_timer_open(rt->loop, runtime_on_shutdown_timeout, rt,
+                       &rt->shutdown_timer) != TORPOR_OK) {
+        tpr_loop_break(rt->loop);
+        return;
+    }
+    tpr_timer_arm(rt->shutdown_timer, rt->cfg->shutdown_timeout_ms);
+}
+
+torpor_err
+tpr_runtime_reload(struct tpr_runtime *rt, struct tpr_diag *diag)
+{
+    struct tpr_config *fresh;
+
+    if (rt->cfg->path == NULL) {
+        tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "reload: running on defaults, no config file to read");
+        return TORPOR_OK;
+    }
+    torpor_err err = tpr_config_load(rt->cfg->path, &fresh, diag);
+    if (err != TORPOR_OK) {
+        return err;
+    }
+    /* Missing: live changes beyond the log level; other settings need a restart. */
+    rt->cfg->log_level = fresh->log_level;
+    tpr_config_free(fresh);
+    tpr_log_set_level(rt->cfg->log_level);
+    tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "reloaded \"%s\": log level \"%s\"", rt->cfg->path, tpr_log_level_name(rt->cfg->log_level));
+    return TORPOR_OK;
+}
+
+static void
+runtime_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct tpr_runtime *rt = arg;
+
+    (void)what;
+    if (sig == SIGHUP) {
+        struct tpr_diag diag = {0};
+        if (tpr_runtime_reload(rt, &diag) != TORPOR_OK) {
+            tpr_log(TORPOR_LOG_ERR, "core", NULL, "could not reload \"%s\": keeping the running configuration", rt->cfg->path);
+            tpr_diag_log(&diag, TORPOR_LOG_ERR, "core");
+        }
+        tpr_diag_free(&diag);
+        return;
+    }
+    tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "received %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    tpr_runtime_stop(rt);
+}
+
+torpor_err
+tpr_runtime_run(struct tpr_runtime *rt)
+{
+    static const int sigs[3] = {SIGTERM, SIGINT, SIGHUP};
+    struct event_base *base = tpr_loop_base(rt->loop);
+
+    signal(SIGPIPE, SIG_IGN);
+    for (size_t i = 0; i < 3; i++) {
+        rt->signals[i] = evsignal_new(base, sigs[i], runtime_on_signal, rt);
+        if (rt->signals[i] == NULL || evsignal_add(rt->signals[i], NULL) != 0) {
+            return TORPOR_EIO;
+        }
+    }
+    torpor_err err = tpr_loop_run(rt->loop);
+    tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "stopped");
+    return err;
+}
+
+void
+tpr_runtime_free(struct tpr_runtime *rt)
+{
+    if (rt == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        if (rt->signals[i] != NULL) {
+            event_free(rt->signals[i]);
+        }
+    }
+    tpr_timer_close(rt->shutdown_timer);
+    /* Instances go before their classes' code is unloaded. */
+    tpr_objects_free(rt->objects);
+    for (size_t i = rt->nplugins; i > 0; i--) {
+        tpr_plugin_close(rt->plugins[i - 1]);
+    }
+    free(rt->plugins);
+    free(rt->routes);
+    tpr_loop_free(rt->loop);
+    tpr_config_free(rt->cfg);
+    free(rt);
+}

@@ -1,0 +1,95 @@
+/*
+ * core/runtime.h: one torpord's worth of state: the configuration, the
+ * loaded plugins, the routes, the objects and the loop, and the lifecycle
+ * that ties them together (load, configure, start, run, stop, free).
+ */
+#ifndef TORPOR_CORE_RUNTIME_H
+#define TORPOR_CORE_RUNTIME_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <torpor/plugin.h>
+
+#include "core/config.h"
+#include "core/errors.h"
+#include "core/export.h"
+
+
+struct tpr_objects;
+struct event;
+
+/* A route: "/NAME/<object>" goes to the objects of class klass. */
+struct tpr_route {
+    const char *name;                   /* borrowed from the config */
+    struct torpor_plugin_ctx *klass;
+};
+
+struct tpr_runtime {
+    struct tpr_config *cfg;
+    torpor_loop *loop;
+    struct torpor_host host;
+
+    struct torpor_plugin_ctx **plugins;  /* in load order */
+    size_t nplugins;
+    struct tpr_route *routes;
+    size_t nroutes;
+
+    struct tpr_objects *objects;
+    size_t nconns;              /* attached connections, all objects */
+    uint64_t next_conn_id;
+
+    bool stopping;
+    int exit_status;
+    torpor_timer *shutdown_timer;
+    struct event *signals[3];
+};
+
+/*
+ * tpr_runtime_new loads and configures the plugins cfg names and resolves
+ * its routes; it takes cfg.  Every problem goes to diag as "FILE:LINE:
+ * reason".  Returns TORPOR_OK, TORPOR_EINVAL (diag has problems),
+ * TORPOR_ENOMEM.  Main thread.
+ */
+TPR_EXPORT torpor_err tpr_runtime_new(struct tpr_config *cfg,
+                                      struct tpr_diag *diag,
+                                      struct tpr_runtime **out);
+
+/* tpr_runtime_start starts every plugin; transports begin to listen. */
+TPR_EXPORT torpor_err tpr_runtime_start(struct tpr_runtime *rt);
+
+/*
+ * tpr_runtime_run runs the main loop until a shutdown completes.  SIGTERM
+ * and SIGINT start a shutdown; SIGHUP reloads the log level.
+ */
+TPR_EXPORT torpor_err tpr_runtime_run(struct tpr_runtime *rt);
+
+/*
+ * tpr_runtime_stop begins a clean shutdown: transports stop accepting and
+ * every connection is closed with 1001.  The loop ends when the last one
+ * has gone or shutdown_timeout_ms has passed.  On the main loop.
+ */
+TPR_EXPORT void tpr_runtime_stop(struct tpr_runtime *rt);
+
+/*
+ * tpr_runtime_reload re-reads the config file and applies what can change
+ * live (the log level).  A bad file changes nothing; its problems go to
+ * diag and TORPOR_EINVAL is returned.
+ */
+TPR_EXPORT torpor_err tpr_runtime_reload(struct tpr_runtime *rt,
+                                         struct tpr_diag *diag);
+
+/* tpr_runtime_free frees everything, plugins last. */
+TPR_EXPORT void tpr_runtime_free(struct tpr_runtime *rt);
+
+/* tpr_runtime_route finds an enabled route by name; NULL if none. */
+const struct tpr_route *tpr_runtime_route(const struct tpr_runtime *rt,
+                                          const void *name, size_t len);
+
+/* tpr_runtime_conn_gone: a connection left; may finish a shutdown. */
+void tpr_runtime_conn_gone(struct tpr_runtime *rt);
+
+/* tpr_host_init fills the host table plugins receive. */
+void tpr_host_init(struct torpor_host *host);
+
+#endif /* TORPOR_CORE_RUNTIME_H */

@@ -1,0 +1,63 @@
+#!/bin/sh
+# Installs what torpor needs on Debian 12: the build dependencies, and with
+# --test also what the test suite drives (real clients, PostgreSQL, clang
+# for the fuzz targets, Node's ws module from the npm registry).
+#
+#   packaging/install-deps.sh          build and run torpord
+#   packaging/install-deps.sh --test   also run `make check`
+set -eu
+
+want_test=no
+for arg in "$@"; do
+    case "$arg" in
+    --test) want_test=yes ;;
+    -h|--help)
+        sed -n '2,8s/^# \{0,1\}//p' "$0"
+        exit 0
+        ;;
+    *)
+        echo "install-deps.sh: unknown option \"$arg\"" >&2
+        exit 2
+        ;;
+    esac
+done
+
+sudo=
+if [ "$(id -u)" -ne 0 ]; then
+    sudo=sudo
+fi
+
+build_pkgs="build-essential autoconf automake libtool pkgconf
+    libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev zlib1g-dev
+    libinih-dev libpq-dev libnng-dev check"
+test_pkgs="python3 python3-websockets nodejs npm nng-utils postgresql
+    clang libclang-rt-14-dev"
+
+pkgs=$build_pkgs
+if [ "$want_test" = yes ]; then
+    pkgs="$pkgs $test_pkgs"
+fi
+
+# Skip apt entirely when everything is there: CI machines are reused.
+missing=
+for p in $pkgs; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+        missing="$missing $p"
+    fi
+done
+if [ -n "$missing" ]; then
+    $sudo apt-get update -q
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $missing
+fi
+
+if [ "$want_test" = yes ]; then
+    top=$(cd "$(dirname "$0")/.." && pwd)
+    # Node's ws client, pinned by the lock file.
+    if command -v npm >/dev/null 2>&1; then
+        (cd "$top/tests/node" && npm ci --no-audit --no-fund --loglevel=error)
+    else
+        echo "install-deps.sh: npm not found after installing it" >&2
+        exit 1
+    fi
+fi

@@ -1,0 +1,1 @@
+EXTRA_DIST += packaging/install-deps.sh packaging/torpor.conf

@@ -1,0 +1,5 @@
+# Plugins, each a folder of files by concern, built as modules into
+# plugins/.libs so that the build tree itself is a plugin path.
+include plugins/websocket/local.mk
+include plugins/relay/local.mk
+include plugins/echo/local.mk

@@ -1,0 +1,18 @@
+plugin_LTLIBRARIES += plugins/websocket.la
+plugins_websocket_la_SOURCES = \
+	plugins/websocket/ws.h \
+	plugins/websocket/ws_plugin.c \
+	plugins/websocket/ws_config.c \
+	plugins/websocket/ws_listen.c \
+	plugins/websocket/ws_conn.c \
+	plugins/websocket/ws_read.c \
+	plugins/websocket/ws_write.c \
+	plugins/websocket/ws_frame.c \
+	plugins/websocket/ws_frame.h \
+	plugins/websocket/ws_utf8.c \
+	plugins/websocket/ws_utf8.h \
+	plugins/websocket/ws_handshake.c \
+	plugins/websocket/ws_handshake.h
+plugins_websocket_la_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
+plugins_websocket_la_LDFLAGS = $(PLUGIN_LDFLAGS)
+plugins_websocket_la_LIBADD = $(OPENSSL_LIBS)

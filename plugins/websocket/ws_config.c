@@ -1,0 +1,284 @@
+/*
+ * The [transport.websocket] section of the configuration.  Keys arrive one
+ * by one through the configure hook, on the main thread, before start.
+ *
+ * listen = 127.0.0.1:8080
+ *     Comma-separated addresses to accept clients on, each HOST:PORT with
+ *     a numeric host; IPv6 in brackets, as [::1]:8080.  Port 0 takes any
+ *     free port; the "listening on" log line names the one bound.  An IPv6
+ *     listener accepts IPv6 only, so [::]:8080 and 0.0.0.0:8080 can both be
+ *     listed.  At most 16 addresses.
+ *
+ * max_message_bytes = 1048576
+ *     Largest message a client may send, counted across its fragments.  A
+ *     larger one is refused with close code 1009 as soon as its running
+ *     size goes over, before it is buffered.
+ *
+ * max_handshake_bytes = 8192
+ *     Largest HTTP upgrade request; a longer one is answered with 431.
+ *
+ * handshake_timeout_ms = 10000
+ *     Time from TCP accept to a complete upgrade request; a peer slower
+ *     than that is disconnected.
+ *
+ * close_timeout_ms = 5000
+ *     Time the server waits for the peer's close frame after sending its
+ *     own, and for the last output to drain after the close handshake.  On
+ *     expiry the TCP connection is closed and reported as 1006.
+ *
+ * max_output_bytes = 16777216
+ *     Unsent output a connection may queue.  A client that reads slower
+ *     than it is sent to and goes over is closed with 1008 and a warning,
+ *     so that one slow consumer cannot exhaust the server's memory.
+ */
+#include "ws.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WS_DEFAULT_LISTEN "127.0.0.1:8080"
+
+static void
+ws_config_why(char *why, size_t why_size, const char *text)
+{
+    if (why != NULL && why_size > 0) {
+        snprintf(why, why_size, "%s", text);
+    }
+}
+
+/*
+ * ws_config_uint parses a decimal integer in [min, max].  strtoull alone
+ * accepts a sign and leading blanks, so the first character is checked.
+ */
+static torpor_err
+ws_config_uint(const char *value, uint64_t min, uint64_t max, uint64_t *out,
+               char *why, size_t why_size)
+{
+    unsigned long long v;
+    char *end;
+
+    if (value[0] < '0' || value[0] > '9') {
+        goto bad;
+    }
+    errno = 0;
+    v = strtoull(value, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max) {
+        goto bad;
+    }
+    *out = v;
+    return TORPOR_OK;
+
+bad:
+    if (why != NULL && why_size > 0) {
+        snprintf(why, why_size, "expected an integer from %llu to %llu",
+                 (unsigned long long)min, (unsigned long long)max);
+    }
+    return TORPOR_EINVAL;
+}
+
+/* ws_config_port parses a port number of 1 to 5 digits. */
+static bool
+ws_config_port(const char *s, size_t len, uint16_t *port)
+{
+    uint32_t v = 0;
+
+    if (len == 0 || len > 5) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+        v = v * 10 + (uint32_t)(s[i] - '0');
+    }
+    if (v > 65535) {
+        return false;
+    }
+    *port = (uint16_t)v;
+    return true;
+}
+
+/*
+ * ws_config_addr parses one HOST:PORT of s[0..len) into a.  Hosts must be
+ * numeric: resolving names here would block and could bind to whichever
+ * address a resolver returns first.
+ */
+static bool
+ws_config_addr(const char *s, size_t len, struct ws_addr *a, char *why,
+               size_t why_size)
+{
+    char host[INET6_ADDRSTRLEN];
+    const char *host_start;
+    const char *colon;
+    size_t host_len;
+    uint16_t port;
+    bool v6 = false;
+
+    memset(a, 0, sizeof(*a));
+    if (len > 0 && s[0] == '[') {
+        const char *rb = memchr(s, ']', len);
+
+        if (rb == NULL || rb + 1 == s + len || rb[1] != ':') {
+            ws_config_why(why, why_size, "expected [IPV6]:PORT");
+            return false;
+        }
+        v6 = true;
+        host_start = s + 1;
+        host_len = (size_t)(rb - host_start);
+        colon = rb + 1;
+    } else {
+        colon = NULL;
+        for (size_t i = len; i > 0; i--) {
+            if (s[i - 1] == ':') {
+                colon = s + i - 1;
+                break;
+            }
+        }
+        if (colon == NULL) {
+            ws_config_why(why, why_size, "expected HOST:PORT");
+            return false;
+        }
+        host_start = s;
+        host_len = (size_t)(colon - s);
+    }
+    if (host_len == 0 || host_len >= sizeof(host)) {
+        ws_config_why(why, why_size,
+                      "host must be a numeric ipv4 or [ipv6] address");
+        return false;
+    }
+    memcpy(host, host_start, host_len);
+    host[host_len] = '\0';
+    if (!ws_config_port(colon + 1, (size_t)(s + len - colon - 1), &port)) {
+        ws_config_why(why, why_size, "port must be a number from 0 to 65535");
+        return false;
+    }
+
+    if (v6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->ss;
+
+        if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
+            ws_config_why(why, why_size,
+                          "host must be a numeric ipv4 or [ipv6] address");
+            return false;
+        }
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(port);
+        a->len = sizeof(*sin6);
+    } else {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&a->ss;
+
+        if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
+            ws_config_why(why, why_size,
+                          "host must be a numeric ipv4 or [ipv6] address");
+            return false;
+        }
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        a->len = sizeof(*sin);
+    }
+    return true;
+}
+
+/*
+ * ws_config_listen parses the comma-separated list into cfg only when all
+ * of it is valid, so a bad value leaves the previous list in place.
+ */
+static torpor_err
+ws_config_listen(struct ws_config *cfg, const char *value, char *why,
+                 size_t why_size)
+{
+    struct ws_addr addrs[WS_LISTEN_MAX];
+    size_t n = 0;
+    const char *p = value;
+
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+
+        while (len > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            len--;
+        }
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t')) {
+            len--;
+        }
+        if (len == 0) {
+            ws_config_why(why, why_size, "expected HOST:PORT");
+            return TORPOR_EINVAL;
+        }
+        if (n == WS_LISTEN_MAX) {
+            ws_config_why(why, why_size, "at most 16 addresses");
+            return TORPOR_EINVAL;
+        }
+        if (!ws_config_addr(p, len, &addrs[n], why, why_size)) {
+            return TORPOR_EINVAL;
+        }
+        n++;
+        if (end == NULL) {
+            break;
+        }
+        p = end + 1;
+    }
+    memcpy(cfg->listen, addrs, n * sizeof(addrs[0]));
+    cfg->n_listen = n;
+    return TORPOR_OK;
+}
+
+void
+ws_config_defaults(struct ws_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    /* The default is a literal that parses; a failure would be our bug. */
+    (void)ws_config_listen(cfg, WS_DEFAULT_LISTEN, NULL, 0);
+    cfg->max_message_bytes = 1048576;
+    cfg->max_handshake_bytes = 8192;
+    cfg->handshake_timeout_ms = 10000;
+    cfg->close_timeout_ms = 5000;
+    cfg->max_output_bytes = 16777216;
+}
+
+torpor_err
+ws_config_set(struct ws_config *cfg, const char *key, const char *value,
+              char *why, size_t why_size)
+{
+    uint64_t v;
+    torpor_err err;
+
+    if (strcmp(key, "listen") == 0) {
+        return ws_config_listen(cfg, value, why, why_size);
+    }
+    if (strcmp(key, "max_message_bytes") == 0) {
+        err = ws_config_uint(value, 1, UINT64_C(1) << 30, &v, why, why_size);
+        if (err == TORPOR_OK) {
+            cfg->max_message_bytes = (size_t)v;
+        }
+        return err;
+    }
+    if (strcmp(key, "max_handshake_bytes") == 0) {
+        err = ws_config_uint(value, 256, UINT64_C(1) << 20, &v, why, why_size);
+        if (err == TORPOR_OK) {
+            cfg->max_handshake_bytes = (size_t)v;
+        }
+        return err;
+    }
+    if (strcmp(key, "handshake_timeout_ms") == 0) {
+        return ws_config_uint(value, 1, 3600000, &cfg->handshake_timeout_ms,
+                              why, why_size);
+    }
+    if (strcmp(key, "close_timeout_ms") == 0) {
+        return ws_config_uint(value, 1, 3600000, &cfg->close_timeout_ms, why,
+                              why_size);
+    }
+    if (strcmp(key, "max_output_bytes") == 0) {
+        err = ws_config_uint(value, 1, UINT64_C(1) << 40, &v, why, why_size);
+        if (err == TORPOR_OK) {
+            cfg->max_output_bytes = (size_t)v;
+        }
+        return err;
+    }
+    return TORPOR_ENOKEY;
+}

@@ -1,0 +1,374 @@
+/*
+ * Output: encoded frames shared by reference, written at once when the
+ * socket takes them, queued only for what it does not.  A connection that
+ * keeps up never allocates an output queue.
+ */
+#include "ws.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+static torpor_frame *
+ws_frame_alloc(size_t len)
+{
+    torpor_frame *f;
+
+    if (len > SIZE_MAX - sizeof(*f)) {
+        return NULL;
+    }
+    f = malloc(sizeof(*f) + len);
+    if (f != NULL) {
+        f->refs = 1;
+        f->len = len;
+    }
+    return f;
+}
+
+static void
+ws_frame_ref(torpor_frame *f)
+{
+    __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+}
+
+torpor_err
+ws_frame_encode(void *state, torpor_msg_kind kind, const void *data, size_t len,
+                torpor_frame **out)
+{
+    uint8_t opcode;
+    torpor_frame *f;
+    size_t hlen;
+
+    if (kind == TORPOR_MSG_TEXT) {
+        struct ws_utf8 v;
+
+        /* A browser fails the whole connection on bad text: refuse it. */
+        ws_utf8_init(&v);
+        if (!ws_utf8_feed(&v, data, len) || !ws_utf8_complete(&v)) {
+            return TORPOR_EINVAL;
+        }
+        opcode = WS_OP_TEXT;
+    } else if (kind == TORPOR_MSG_BINARY) {
+        opcode = WS_OP_BINARY;
+    } else {
+        return TORPOR_EINVAL;
+    }
+    if (len > SIZE_MAX - WS_FRAME_SERVER_HEADER_MAX - sizeof(*f)) {
+        return TORPOR_ENOMEM;
+    }
+    f = ws_frame_alloc(WS_FRAME_SERVER_HEADER_MAX + len);
+    if (f == NULL) {
+        return TORPOR_ENOMEM;
+    }
+    hlen = ws_frame_header_encode(f->data, true, 0, opcode, len);
+    if (len > 0) {
+        memcpy(f->data + hlen, data, len);
+    }
+    f->len = hlen + len;
+    *out = f;
+    return TORPOR_OK;
+}
+
+void
+ws_frame_release(torpor_frame *frame)
+{
+    if (frame != NULL
+        && __atomic_sub_fetch(&frame->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        free(frame);
+    }
+}
+
+bool
+ws_write_pending(const struct ws_conn *c)
+{
+    return c->busy != NULL && c->busy->q_count > 0;
+}
+
+/* ws_write_enqueue appends f, whose first off bytes are already sent. */
+static torpor_err
+ws_write_enqueue(struct ws_conn *c, torpor_frame *f, size_t off)
+{
+    struct ws_busy *b = ws_conn_busy(c);
+
+    if (b == NULL) {
+        return TORPOR_ENOMEM;
+    }
+    if (b->q_count == b->q_cap) {
+        uint32_t cap = b->q_cap == 0 ? 8 : b->q_cap * 2;
+        torpor_frame **q;
+
+        if (cap < b->q_cap) {
+            return TORPOR_ENOMEM;
+        }
+        q = malloc((size_t)cap * sizeof(*q));
+        if (q == NULL) {
+            return TORPOR_ENOMEM;
+        }
+        /* Unroll the ring so it starts at 0 in the new array. */
+        for (uint32_t i = 0; i < b->q_count; i++) {
+            q[i] = b->q[(b->q_head + i) % b->q_cap];
+        }
+        free(b->q);
+        b->q = q;
+        b->q_cap = cap;
+        b->q_head = 0;
+    }
+    if (b->q_count == 0) {
+        b->q_off = off;
+    }
+    b->q[(b->q_head + b->q_count) % b->q_cap] = f;
+    b->q_count++;
+    b->q_bytes += f->len - off;
+    return TORPOR_OK;
+}
+
+/* ws_write_pop drops the head of the queue, once it is fully sent. */
+static void
+ws_write_pop(struct ws_busy *b)
+{
+    ws_frame_release(b->q[b->q_head]);
+    b->q_head = (b->q_head + 1) % b->q_cap;
+    b->q_count--;
+    b->q_off = 0;
+}
+
+void
+ws_write_free(struct ws_busy *b)
+{
+    while (b->q_count > 0) {
+        ws_write_pop(b);
+    }
+    free(b->q);
+    b->q = NULL;
+    b->q_cap = 0;
+    b->q_head = 0;
+    b->q_bytes = 0;
+}
+
+/*
+ * ws_write_try sends what the socket takes now.  Returns the bytes sent,
+ * or -1 with c marked failed if the peer is gone.
+ */
+static ssize_t
+ws_write_try(struct ws_conn *c, const uint8_t *data, size_t len)
+{
+    ssize_t n;
+
+    do {
+        n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n >= 0) {
+        return n;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return 0;
+    }
+    if (WS_DEBUG_ON(c->ws)) {
+        char buf[128];
+
+        WS_LOG(c->ws, TORPOR_LOG_DEBUG, c->conn, "could not send: %s",
+               ws_strerror(errno, buf, sizeof(buf)));
+    }
+    ws_conn_fail(c);
+    return -1;
+}
+
+/*
+ * ws_write_slow handles a consumer that fell max_output_bytes behind: it
+ * drops the frames not begun (the peer will not get them anyway), keeps a
+ * partly sent head so the stream stays well framed, and starts closing
+ * with 1008.
+ */
+static void
+ws_write_slow(struct ws_conn *c, size_t queued)
+{
+    struct ws_busy *b = c->busy;
+
+    if (ws_warn_allowed(c->ws)) {
+        WS_LOG(c->ws, TORPOR_LOG_WARN, c->conn,
+               "could not keep up with slow consumer: %zu bytes queued, "
+               "limit %zu",
+               queued, c->ws->cfg.max_output_bytes);
+    }
+    if (b != NULL) {
+        uint32_t keep = b->q_off > 0 ? 1 : 0;
+
+        while (b->q_count > keep) {
+            uint32_t last = (b->q_head + b->q_count - 1) % b->q_cap;
+
+            b->q_bytes -= b->q[last]->len;
+            ws_frame_release(b->q[last]);
+            b->q_count--;
+        }
+    }
+    ws_conn_start_close(c, TORPOR_CLOSE_POLICY, NULL, 0);
+}
+
+torpor_err
+ws_frame_send(void *tconn, torpor_frame *frame)
+{
+    struct ws_conn *c = tconn;
+    size_t limit = c->ws->cfg.max_output_bytes;
+    size_t queued;
+    ssize_t sent = 0;
+
+    if (c->state == WS_ST_HANDSHAKE || c->state == WS_ST_REFUSED) {
+        return TORPOR_ESTATE;
+    }
+    if ((c->state != WS_ST_OPEN && c->state != WS_ST_MOVING)
+        || (c->flags & WS_F_FAILED) != 0) {
+        return TORPOR_ECLOSED;
+    }
+    if (!ws_write_pending(c)) {
+        sent = ws_write_try(c, frame->data, frame->len);
+        if (sent < 0) {
+            return TORPOR_ECLOSED;
+        }
+        if ((size_t)sent == frame->len) {
+            return TORPOR_OK;
+        }
+    }
+    queued = (ws_write_pending(c) ? c->busy->q_bytes : 0)
+             + (frame->len - (size_t)sent);
+    /*
+     * A frame begun on the wire must be finished, or the peer loses the
+     * framing; only a frame not begun can be refused.
+     */
+    if (sent > 0 || queued <= limit) {
+        ws_frame_ref(frame);
+        if (ws_write_enqueue(c, frame, (size_t)sent) != TORPOR_OK) {
+            ws_frame_release(frame);
+            ws_conn_fail(c);
+            return TORPOR_ENOMEM;
+        }
+    }
+    if (queued > limit) {
+        ws_write_slow(c, queued);
+        ws_conn_watch(c);
+        return TORPOR_ELIMIT;
+    }
+    ws_conn_watch(c);
+    return TORPOR_OK;
+}
+
+torpor_err
+ws_write_raw(struct ws_conn *c, const void *data, size_t len)
+{
+    ssize_t sent = 0;
+    torpor_frame *f;
+
+    if ((c->flags & WS_F_FAILED) != 0) {
+        return TORPOR_ECLOSED;
+    }
+    if (!ws_write_pending(c)) {
+        sent = ws_write_try(c, data, len);
+        if (sent < 0) {
+            return TORPOR_ECLOSED;
+        }
+        if ((size_t)sent == len) {
+            return TORPOR_OK;
+        }
+    }
+    f = ws_frame_alloc(len - (size_t)sent);
+    if (f == NULL) {
+        ws_conn_fail(c);
+        return TORPOR_ENOMEM;
+    }
+    memcpy(f->data, (const uint8_t *)data + sent, f->len);
+    if (ws_write_enqueue(c, f, 0) != TORPOR_OK) {
+        ws_frame_release(f);
+        ws_conn_fail(c);
+        return TORPOR_ENOMEM;
+    }
+    ws_conn_watch(c);
+    return TORPOR_OK;
+}
+
+torpor_err
+ws_write_control(struct ws_conn *c, uint8_t opcode, const void *payload,
+                 size_t len)
+{
+    uint8_t buf[WS_FRAME_SERVER_HEADER_MAX + WS_CONTROL_PAYLOAD_MAX];
+    size_t hlen;
+
+    if (len > WS_CONTROL_PAYLOAD_MAX) {
+        return TORPOR_EINVAL;
+    }
+    hlen = ws_frame_header_encode(buf, true, 0, opcode, len);
+    if (len > 0) {
+        memcpy(buf + hlen, payload, len);
+    }
+    return ws_write_raw(c, buf, hlen + len);
+}
+
+void
+ws_write_flush(struct ws_conn *c)
+{
+    struct ws_busy *b = c->busy;
+
+    while (b != NULL && b->q_count > 0) {
+        struct iovec iov[WS_IOV_MAX];
+        struct msghdr msg;
+        size_t total = 0;
+        size_t niov = 0;
+        size_t n;
+        ssize_t sent;
+
+        while (niov < b->q_count && niov < WS_IOV_MAX) {
+            torpor_frame *f = b->q[(b->q_head + niov) % b->q_cap];
+            size_t off = niov == 0 ? b->q_off : 0;
+
+            iov[niov].iov_base = f->data + off;
+            iov[niov].iov_len = f->len - off;
+            total += f->len - off;
+            niov++;
+        }
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = iov;
+        msg.msg_iovlen = niov;
+        sent = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        WS_LOG(c->ws, TORPOR_LOG_DEBUG, c->conn, "TMP flush %zu iov %zu bytes -> %zd (q %u, off %zu)", niov, total, sent, b->q_count, b->q_off);
+        if (sent < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return;
+            }
+            if (WS_DEBUG_ON(c->ws)) {
+                char buf[128];
+
+                WS_LOG(c->ws, TORPOR_LOG_DEBUG, c->conn, "could not send: %s",
+                       ws_strerror(errno, buf, sizeof(buf)));
+            }
+            ws_conn_fail(c);
+            return;
+        }
+        b->q_bytes -= (size_t)sent;
+        n = (size_t)sent;
+        while (n > 0) {
+            torpor_frame *f = b->q[b->q_head];
+            size_t rest = f->len - b->q_off;
+
+            if (n < rest) {
+                b->q_off += n;
+                break;
+            }
+            n -= rest;
+            ws_write_pop(b);
+        }
+        if ((size_t)sent < total) {
+            return;
+        }
+    }
+    if (b != NULL && b->q_count == 0 && b->q != NULL) {
+        /* Drained: the queue's memory goes back until the next backlog. */
+        free(b->q);
+        b->q = NULL;
+        b->q_cap = 0;
+        b->q_head = 0;
+    }
+}

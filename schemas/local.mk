@@ -1,0 +1,13 @@
+# The .proto files are the one definition of what crosses a process
+# boundary; protoc-c generates their C at build time.
+PROTO_FILES = schemas/torpor/event.proto
+PROTO_C = schemas/torpor/event.pb-c.c
+PROTO_H = schemas/torpor/event.pb-c.h
+
+EXTRA_DIST += $(PROTO_FILES)
+BUILT_SOURCES += $(PROTO_C) $(PROTO_H)
+CLEANFILES += $(PROTO_C) $(PROTO_H)
+
+schemas/torpor/%.pb-c.c schemas/torpor/%.pb-c.h: $(srcdir)/schemas/torpor/%.proto
+	@$(MKDIR_P) schemas/torpor
+	$(AM_V_GEN)$(PROTOC_C) --proto_path=$(srcdir)/schemas --c_out=schemas $<

@@ -1,0 +1,20 @@
+# Integration tests: a real torpord driven by real clients over loopback
+# (Python's websockets, Node's ws, raw sockets) and an out-of-tree plugin
+# build.  Included from tests/local.mk, which sets the TAP log drivers and
+# exports TORPORD, TORPOR_PLUGIN_PATH, TOP_BUILDDIR, TOP_SRCDIR, PYTHON3 and
+# NODE.  The Node test needs `npm ci --prefix tests/node` in the source tree.
+INTEGRATION_TESTS = \
+	tests/integration/test_relay.py \
+	tests/integration/test_limits.py \
+	tests/integration/test_http.py \
+	tests/integration/test_daemon.py \
+	tests/node/relay.test.mjs \
+	tests/out_of_tree/run.sh
+
+TESTS += $(INTEGRATION_TESTS)
+EXTRA_DIST += $(INTEGRATION_TESTS) \
+	tests/integration/harness.py \
+	tests/integration/local.mk \
+	tests/node/package.json \
+	tests/node/package-lock.json \
+	tests/out_of_tree/shout.c
