@@ -5,6 +5,7 @@ plugins_websocket_la_SOURCES = \
 	plugins/websocket/ws_config.c \
 	plugins/websocket/ws_listen.c \
 	plugins/websocket/ws_conn.c \
+	plugins/websocket/ws_upgrade.c \
 	plugins/websocket/ws_read.c \
 	plugins/websocket/ws_write.c \
 	plugins/websocket/ws_frame.c \

@@ -263,6 +263,15 @@ void ws_addr_format(const struct sockaddr *sa, char out[WS_ADDR_STRLEN]);
 torpor_err ws_conn_accept(struct ws_state *ws, int fd);
 
 /*
+ * ws_conn_on_io is every connection's io callback; the opening handshake
+ * reopens the io with it on the object's loop.
+ */
+void ws_conn_on_io(torpor_io *io, int fd, unsigned events, void *arg);
+
+/* ws_conn_peer writes the peer's "IP:PORT" for logs; "?" if unknown. */
+void ws_conn_peer(const struct ws_conn *c, char out[WS_ADDR_STRLEN]);
+
+/*
  * ws_conn_busy returns c's in-progress record, making it if needed, or
  * NULL when memory runs out.
  */
@@ -317,6 +326,27 @@ void ws_conn_stop_handshakes(struct ws_state *ws);
  */
 void ws_conn_destroy_all(struct ws_state *ws);
 
+/* ---- ws_upgrade.c ---- */
+
+/*
+ * ws_upgrade_read reads the upgrade request and, once it is whole, refuses
+ * or attaches c.  Returns false when c has been handed to its object's
+ * loop, after which the calling thread must not touch it.  Main loop.
+ */
+bool ws_upgrade_read(struct ws_conn *c);
+
+/*
+ * ws_upgrade_drain reads and drops what a refused peer still sends, and
+ * marks c dead once the peer hangs up.  Main loop.
+ */
+void ws_upgrade_drain(struct ws_conn *c);
+
+/*
+ * ws_upgrade_arrive opens an attached c on its object's loop: tells the
+ * core, then parses what the client pipelined after its request.
+ */
+void ws_upgrade_arrive(struct ws_conn *c);
+
 /* ---- ws_read.c ---- */
 
 /*
@@ -359,7 +389,9 @@ torpor_err ws_write_raw(struct ws_conn *c, const void *data, size_t len);
 
 /*
  * ws_write_control sends a control frame (close, ping, pong) with a payload
- * of at most 125 bytes.  Errors as ws_write_raw.
+ * of at most 125 bytes.  Errors as ws_write_raw; besides, anything but a
+ * close frame counts against max_output_bytes, and going over starts the
+ * slow-consumer close and returns TORPOR_ELIMIT.
  */
 torpor_err ws_write_control(struct ws_conn *c, uint8_t opcode,
                             const void *payload, size_t len);

@@ -156,6 +156,7 @@ ws_listen_on_io(torpor_io *io, int lfd, unsigned events, void *arg)
                 return;
             }
         }
+        /* Missing: no cap on connections in their handshake; a connect flood holds one record each for up to handshake_timeout_ms. */
         /* Small frames go out at once; the output queue does batching. */
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (ws_conn_accept(ws, fd) != TORPOR_OK) {

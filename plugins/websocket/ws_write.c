@@ -188,10 +188,10 @@ ws_write_slow(struct ws_conn *c, size_t queued)
     struct ws_busy *b = c->busy;
 
     if (ws_warn_allowed(c->ws)) {
-        WS_LOG(c->ws, TORPOR_LOG_WARN, c->conn,
-               "could not keep up with slow consumer: %zu bytes queued, "
-               "limit %zu",
-               queued, c->ws->cfg.max_output_bytes);
+        WS_LOG(
+            c->ws, TORPOR_LOG_WARN, c->conn,
+            "could not keep up with slow consumer: %zu bytes queued, limit %zu",
+            queued, c->ws->cfg.max_output_bytes);
     }
     if (b != NULL) {
         uint32_t keep = b->q_off > 0 ? 1 : 0;
@@ -254,8 +254,14 @@ ws_frame_send(void *tconn, torpor_frame *frame)
     return TORPOR_OK;
 }
 
-torpor_err
-ws_write_raw(struct ws_conn *c, const void *data, size_t len)
+/*
+ * ws_write_copy sends bytes that are not a shared frame, queueing a copy
+ * of what the socket does not take.  limited applies max_output_bytes to
+ * what a peer can make us send (pongs); close frames and the 101 are exempt
+ * so that closing always works.
+ */
+static torpor_err
+ws_write_copy(struct ws_conn *c, const void *data, size_t len, bool limited)
 {
     ssize_t sent = 0;
     torpor_frame *f;
@@ -272,19 +278,39 @@ ws_write_raw(struct ws_conn *c, const void *data, size_t len)
             return TORPOR_OK;
         }
     }
-    f = ws_frame_alloc(len - (size_t)sent);
+    if (limited && sent == 0) {
+        size_t queued = (ws_write_pending(c) ? c->busy->q_bytes : 0) + len;
+
+        if (queued > c->ws->cfg.max_output_bytes) {
+            ws_write_slow(c, queued);
+            ws_conn_watch(c);
+            return TORPOR_ELIMIT;
+        }
+    }
+    /*
+     * The whole copy goes in with the sent part as its offset: a head with
+     * an offset is one the peer has begun to receive, which ws_write_slow
+     * must keep.
+     */
+    f = ws_frame_alloc(len);
     if (f == NULL) {
         ws_conn_fail(c);
         return TORPOR_ENOMEM;
     }
-    memcpy(f->data, (const uint8_t *)data + sent, f->len);
-    if (ws_write_enqueue(c, f, 0) != TORPOR_OK) {
+    memcpy(f->data, data, len);
+    if (ws_write_enqueue(c, f, (size_t)sent) != TORPOR_OK) {
         ws_frame_release(f);
         ws_conn_fail(c);
         return TORPOR_ENOMEM;
     }
     ws_conn_watch(c);
     return TORPOR_OK;
+}
+
+torpor_err
+ws_write_raw(struct ws_conn *c, const void *data, size_t len)
+{
+    return ws_write_copy(c, data, len, false);
 }
 
 torpor_err
@@ -301,7 +327,7 @@ ws_write_control(struct ws_conn *c, uint8_t opcode, const void *payload,
     if (len > 0) {
         memcpy(buf + hlen, payload, len);
     }
-    return ws_write_raw(c, buf, hlen + len);
+    return ws_write_copy(c, buf, hlen + len, opcode != WS_OP_CLOSE);
 }
 
 void
@@ -330,7 +356,6 @@ ws_write_flush(struct ws_conn *c)
         msg.msg_iov = iov;
         msg.msg_iovlen = niov;
         sent = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-        WS_LOG(c->ws, TORPOR_LOG_DEBUG, c->conn, "TMP flush %zu iov %zu bytes -> %zd (q %u, off %zu)", niov, total, sent, b->q_count, b->q_off);
         if (sent < 0) {
             if (errno == EINTR) {
                 continue;

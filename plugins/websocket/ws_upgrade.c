@@ -1,0 +1,369 @@
+/*
+ * The opening handshake (RFC 6455 section 4.2), on the main loop: reading
+ * the upgrade request, routing it, attaching to the core, answering, and
+ * handing the connection to its object's loop.
+ */
+#include "ws.h"
+#include "ws_handshake.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* First size of the handshake buffer; it doubles up to the limit. */
+#define WS_HANDSHAKE_FIRST_BYTES 1024
+
+/*
+ * ws_upgrade_reject answers the upgrade request with an HTTP error and shuts
+ * our side down.  The answer is tiny and the socket fresh, so one send is
+ * enough; if it does not fit, the peer sees the connection close, which is
+ * all a refused client can act on anyway.  c then drains what the peer
+ * still sends until it hangs up, or for WS_REFUSED_LINGER_MS at most.
+ */
+static void
+ws_upgrade_reject(struct ws_conn *c, int http_status)
+{
+    struct ws_busy *b = c->busy;
+    uint64_t linger_ms = c->ws->cfg.handshake_timeout_ms;
+    char out[512];
+    size_t n = ws_handshake_reject(out, sizeof(out), http_status);
+
+    if (n == 0) {
+        n = ws_handshake_reject(out, sizeof(out), 500);
+    }
+    if (n > 0) {
+        (void)send(c->fd, out, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    c->state = WS_ST_DEAD;
+    if (b == NULL || b->timer == NULL || shutdown(c->fd, SHUT_WR) != 0) {
+        return;
+    }
+    free(b->in);
+    b->in = NULL;
+    b->in_len = 0;
+    b->in_cap = 0;
+    if (linger_ms > WS_REFUSED_LINGER_MS) {
+        linger_ms = WS_REFUSED_LINGER_MS;
+    }
+    c->ws->host->timer_arm(b->timer, linger_ms);
+    c->state = WS_ST_REFUSED;
+}
+
+void
+ws_upgrade_drain(struct ws_conn *c)
+{
+    uint8_t buf[4096];
+    ssize_t n;
+
+    /* Bounded per readiness; the deadline bounds the whole. */
+    for (int i = 0; i < 16; i++) {
+        n = recv(c->fd, buf, sizeof(buf), 0);
+        if (n > 0) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        c->state = WS_ST_DEAD;
+        return;
+    }
+}
+
+static int
+ws_upgrade_status_of(torpor_err err)
+{
+    switch (err) {
+    case TORPOR_ENOENT:
+        return 404;
+    case TORPOR_EINVAL:
+        return 400;
+    case TORPOR_EREFUSED:
+        return 403;
+    case TORPOR_ELIMIT:
+    case TORPOR_ECLOSED:
+        return 503;
+    default:
+        return 500;
+    }
+}
+
+static int
+ws_hex(char ch)
+{
+    if (ch >= '0' && ch <= '9') {
+        return ch - '0';
+    }
+    if (ch >= 'a' && ch <= 'f') {
+        return ch - 'a' + 10;
+    }
+    if (ch >= 'A' && ch <= 'F') {
+        return ch - 'A' + 10;
+    }
+    return -1;
+}
+
+/* ws_upgrade_decode percent-decodes s[0..len) in place; false on a bad %xx. */
+static bool
+ws_upgrade_decode(char *s, size_t len, size_t *out_len)
+{
+    size_t j = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        int hi;
+        int lo;
+
+        if (s[i] != '%') {
+            s[j++] = s[i];
+            continue;
+        }
+        if (len - i < 3) {
+            return false;
+        }
+        hi = ws_hex(s[i + 1]);
+        lo = ws_hex(s[i + 2]);
+        if (hi < 0 || lo < 0) {
+            return false;
+        }
+        s[j++] = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    *out_len = j;
+    return true;
+}
+
+/*
+ * ws_upgrade_route splits "/ROUTE/NAME" and decodes NAME in place, within the
+ * handshake buffer that c owns.  Returns 0 or the HTTP status to answer.
+ */
+static int
+ws_upgrade_route(struct ws_conn *c, const struct ws_hs_request *hs,
+                 torpor_attach_req *req)
+{
+    const char *path;
+    const char *query;
+    const char *slash;
+    size_t path_len;
+    size_t query_len;
+    size_t route_len;
+    size_t name_len;
+    char *name;
+
+    if (!ws_target_split(hs->target, hs->target_len, &path, &path_len, &query,
+                         &query_len)) {
+        return 400;
+    }
+    /* path starts with '/', as ws_target_split checked. */
+    slash = memchr(path + 1, '/', path_len - 1);
+    if (slash == NULL) {
+        return 404;
+    }
+    route_len = (size_t)(slash - path) - 1;
+    name_len = path_len - route_len - 2;
+    if (route_len == 0 || name_len == 0
+        || memchr(slash + 1, '/', name_len) != NULL) {
+        return 404;
+    }
+    /* The request lies in c's own buffer, so it may be rewritten. */
+    name = (char *)c->busy->in + (slash + 1 - (const char *)c->busy->in);
+    if (!ws_upgrade_decode(name, name_len, &name_len) || name_len == 0) {
+        return 400;
+    }
+    req->size = sizeof(*req);
+    req->route.data = path + 1;
+    req->route.len = route_len;
+    req->name.data = name;
+    req->name.len = name_len;
+    req->query.data = query != NULL ? query : "";
+    req->query.len = query != NULL ? query_len : 0;
+    return 0;
+}
+
+void
+ws_upgrade_arrive(struct ws_conn *c)
+{
+    struct ws_busy *b;
+    uint8_t *in;
+    size_t len;
+
+    if ((c->flags & WS_F_FAILED) != 0) {
+        return;
+    }
+    /* A close op may have come first; then the client never opened. */
+    if (c->state == WS_ST_MOVING) {
+        c->state = WS_ST_OPEN;
+        c->ws->host->conn_opened(c->conn);
+    }
+    b = c->busy;
+    if (b == NULL || b->in == NULL) {
+        return;
+    }
+    in = b->in;
+    len = b->in_len;
+    b->in = NULL;
+    b->in_len = 0;
+    b->in_cap = 0;
+    ws_read_feed(c, in, len);
+    free(in);
+}
+
+/*
+ * ws_upgrade_attach attaches c to the object its request names and answers
+ * 101.  Returns false when c has been handed to another loop, after which
+ * this thread must not touch it.
+ */
+static bool
+ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
+                  size_t consumed)
+{
+    struct ws_state *ws = c->ws;
+    const struct torpor_host *host = ws->host;
+    struct ws_busy *b = c->busy;
+    char peer[WS_ADDR_STRLEN];
+    char resp[256];
+    torpor_attach_req req;
+    torpor_conn *conn = NULL;
+    torpor_loop *loop = NULL;
+    torpor_io *io;
+    size_t resp_len;
+    int status;
+    torpor_err err;
+
+    ws_conn_peer(c, peer);
+    memset(&req, 0, sizeof(req));
+    status = ws_upgrade_route(c, hs, &req);
+    if (status != 0) {
+        WS_LOG(ws, TORPOR_LOG_DEBUG, NULL,
+               "could not route \"%.*s\" of \"%s\": %d", (int)hs->target_len,
+               hs->target, peer, status);
+        ws_upgrade_reject(c, status);
+        return true;
+    }
+    /* Missing: no subprotocol is chosen; a browser that asked for one (Sec-WebSocket-Protocol) fails the connection after the 101. */
+    /* Missing: Origin is not checked; any web page can open connections in its visitor's name. */
+    /* Before attaching, so a failure here needs no detach. */
+    resp_len = ws_handshake_accept(resp, sizeof(resp), hs->key, hs->key_len,
+                                   NULL, NULL);
+    if (resp_len == 0) {
+        WS_LOG(ws, TORPOR_LOG_ERR, NULL,
+               "could not compute the accept key for \"%s\"", peer);
+        ws_upgrade_reject(c, 500);
+        return true;
+    }
+    req.peer = peer;
+    status = 0;
+    err = host->conn_attach(ws->self, &req, c, &conn, &loop, &status);
+    if (err != TORPOR_OK) {
+        /* The core decided and logs what it must; this is the detail. */
+        WS_LOG(ws, TORPOR_LOG_DEBUG, NULL,
+               "could not attach \"%s\" to \"%.*s\": %s", peer,
+               (int)hs->target_len, hs->target, host->strerror(err));
+        ws_upgrade_reject(c, status != 0 ? status : ws_upgrade_status_of(err));
+        return true;
+    }
+    c->conn = conn;
+    c->state = WS_ST_MOVING;
+    host->timer_close(b->timer);
+    b->timer = NULL;
+
+    /* Keep only the bytes pipelined after the request. */
+    b->in_len -= consumed;
+    memmove(b->in, b->in + consumed, b->in_len);
+    if (b->in_len == 0) {
+        free(b->in);
+        b->in = NULL;
+        b->in_cap = 0;
+    }
+    /* A failure marks c failed; it is dropped on its own loop below. */
+    (void)ws_write_raw(c, resp, resp_len);
+
+    if (loop == NULL || loop == c->loop) {
+        ws_upgrade_arrive(c);
+        return true;
+    }
+
+    /*
+     * The rest happens on the object's loop: the io reopens there watching
+     * writes, which a fresh socket has at once, and its first callback
+     * takes the record over (ws_conn_on_io).  From io_open on, this thread
+     * must not touch c, so the handle goes to a local.
+     */
+    host->io_close(c->io);
+    c->io = NULL;
+    c->flags &= (uint8_t) ~(WS_F_WATCH_READ | WS_F_WATCH_WRITE);
+    c->loop = loop;
+    err = host->io_open(loop, c->fd, TORPOR_IO_WRITE, ws_conn_on_io, c, &io);
+    if (err != TORPOR_OK) {
+        /* Missing: this report reaches the core from the main loop, not the object's, when moving the io fails. */
+        WS_LOG(ws, TORPOR_LOG_ERR, conn,
+               "could not move connection to its loop: %s",
+               host->strerror(err));
+        c->flags |= WS_F_FAILED;
+        return true;
+    }
+    return false;
+}
+
+bool
+ws_upgrade_read(struct ws_conn *c)
+{
+    struct ws_state *ws = c->ws;
+    struct ws_busy *b = c->busy;
+    size_t max = ws->cfg.max_handshake_bytes;
+    struct ws_hs_request hs;
+    char peer[WS_ADDR_STRLEN];
+    size_t consumed = 0;
+    int status = 0;
+    ssize_t n;
+
+    if (b->in_len == b->in_cap) {
+        size_t cap = b->in_cap == 0 ? WS_HANDSHAKE_FIRST_BYTES : b->in_cap * 2;
+        uint8_t *p;
+
+        if (cap > max) {
+            cap = max;
+        }
+        if (cap <= b->in_len) {
+            /* The parser answers 431 before this; kept as a backstop. */
+            ws_upgrade_reject(c, 431);
+            return true;
+        }
+        p = realloc(b->in, cap);
+        if (p == NULL) {
+            ws_upgrade_reject(c, 503);
+            return true;
+        }
+        b->in = p;
+        b->in_cap = cap;
+    }
+    n = recv(c->fd, b->in + b->in_len, b->in_cap - b->in_len, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        return true;
+    }
+    if (n <= 0) {
+        c->state = WS_ST_DEAD;
+        return true;
+    }
+    b->in_len += (size_t)n;
+
+    switch (ws_handshake_parse((const char *)b->in, b->in_len, max, &hs,
+                               &status, &consumed)) {
+    case WS_HS_MORE:
+        return true;
+    case WS_HS_OK:
+        return ws_upgrade_attach(c, &hs, consumed);
+    case WS_HS_ERROR:
+    default:
+        if (ws_warn_allowed(ws)) {
+            ws_conn_peer(c, peer);
+            WS_LOG(ws, TORPOR_LOG_WARN, NULL,
+                   "could not upgrade \"%s\": bad request, answered %d", peer,
+                   status);
+        }
+        ws_upgrade_reject(c, status);
+        return true;
+    }
+}
