@@ -30,7 +30,7 @@ fi
 build_pkgs="build-essential autoconf automake libtool pkgconf
     libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev zlib1g-dev
     libinih-dev libpq-dev libnng-dev check"
-test_pkgs="python3 python3-websockets nodejs npm nng-utils postgresql
+test_pkgs="python3 python3-websockets nodejs nng-utils postgresql
     clang libclang-rt-14-dev"
 
 pkgs=$build_pkgs
@@ -49,6 +49,12 @@ if [ -n "$missing" ]; then
     $sudo apt-get update -q
     # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $missing
+fi
+
+# Debian splits npm out of nodejs; NodeSource's nodejs carries npm and
+# conflicts with Debian's, so npm is installed only where it is missing.
+if [ "$want_test" = yes ] && ! command -v npm >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends npm
 fi
 
 if [ "$want_test" = yes ]; then
