@@ -6,7 +6,8 @@ torporinclude_HEADERS = \
 	abi/torpor/plugin.h \
 	abi/torpor/host.h \
 	abi/torpor/transport.h \
-	abi/torpor/class.h
+	abi/torpor/class.h \
+	abi/torpor/storage.h
 
 pkgconfigdir = $(libdir)/pkgconfig
 pkgconfig_DATA = abi/torpor-plugin.pc

@@ -104,4 +104,5 @@ tpr_host_init(struct torpor_host *host)
     host->conn_id = tpr_conn_id;
     host->conn_object = tpr_conn_object;
     host->conn_count = tpr_object_conn_count;
+    host->loop_post = tpr_loop_post;
 }

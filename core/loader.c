@@ -20,6 +20,7 @@
 #define LOADER_MIN_DESC_SIZE sizeof(struct torpor_plugin)
 #define LOADER_MIN_TRANSPORT_SIZE sizeof(struct torpor_transport_ops)
 #define LOADER_MIN_CLASS_SIZE sizeof(struct torpor_class_ops)
+#define LOADER_MIN_STORAGE_SIZE sizeof(struct torpor_storage_ops)
 #define LOADER_MIN(a, b) ((size_t)(a) < (b) ? (size_t)(a) : (b))
 
 const char *
@@ -101,9 +102,23 @@ loader_check_ops(struct torpor_plugin_ctx *p, const char *file, unsigned line,
         if (c->object_create == NULL) {
             LOADER_REFUSE("could not load plugin \"%s\": mandatory hook \"object_create\" is NULL (plugin ABI %u.%u, core ABI %u.%u)", path, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
         }
+    } else if (d->kind == TORPOR_KIND_STORAGE) {
+        const struct torpor_storage_ops *s = d->ops.storage;
+        if (s == NULL) {
+            LOADER_REFUSE("could not load plugin \"%s\": storage ops are NULL (plugin ABI %u.%u, core ABI %u.%u)", path, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+        }
+        if (s->size < LOADER_MIN_STORAGE_SIZE) {
+            LOADER_REFUSE("could not load plugin \"%s\": storage ops of %u bytes, core needs %zu (plugin ABI %u.%u, core ABI %u.%u)", path, s->size, LOADER_MIN_STORAGE_SIZE, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+        }
+        memcpy(&p->ops.storage, s,
+               LOADER_MIN(s->size, sizeof(p->ops.storage)));
+        if (s->get == NULL || s->list == NULL || s->commit == NULL
+            || s->alarms == NULL || s->alarms_due == NULL
+            || s->objects == NULL || s->drop == NULL) {
+            LOADER_REFUSE("could not load plugin \"%s\": a mandatory storage hook is NULL (plugin ABI %u.%u, core ABI %u.%u)", path, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+        }
     } else {
-        /* Missing: the storage ABI; a storage plugin cannot be loaded yet. */
-        LOADER_REFUSE("could not load plugin \"%s\": kind %u (%s) is not supported by this core (plugin ABI %u.%u, core ABI %u.%u)", path, d->kind, tpr_plugin_kind_name(d->kind), d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+        LOADER_REFUSE("could not load plugin \"%s\": unknown kind %u (plugin ABI %u.%u, core ABI %u.%u)", path, d->kind, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
     }
     return TORPOR_OK;
 }

@@ -25,6 +25,7 @@ struct torpor_plugin_ctx {
     union {
         struct torpor_transport_ops transport;
         struct torpor_class_ops klass;
+        struct torpor_storage_ops storage;
     } ops;
     void *state;                /* from desc.create */
     bool created;               /* create succeeded: destroy is owed */

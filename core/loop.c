@@ -8,6 +8,8 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <event2/thread.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -15,6 +17,16 @@
 
 struct torpor_loop {
     struct event_base *base;
+
+    /*
+     * Tasks posted from any thread.  The first post into an empty queue
+     * activates the wakeup event; later ones just append, so a burst of
+     * completions costs one wakeup.
+     */
+    pthread_mutex_t tasks_lock;
+    torpor_task *tasks_head;
+    torpor_task *tasks_tail;
+    struct event *tasks_wakeup;
 };
 
 /*
@@ -35,6 +47,47 @@ struct torpor_timer {
     torpor_timer_cb cb;
     void *arg;
 };
+
+/* loop_on_tasks runs every task posted so far, in posting order. */
+static void
+loop_on_tasks(evutil_socket_t fd, short what, void *arg)
+{
+    torpor_loop *loop = arg;
+
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&loop->tasks_lock);
+    torpor_task *task = loop->tasks_head;
+    loop->tasks_head = NULL;
+    loop->tasks_tail = NULL;
+    pthread_mutex_unlock(&loop->tasks_lock);
+    while (task != NULL) {
+        torpor_task *next = task->next;
+        task->next = NULL;
+        task->run(task);    /* may free task */
+        task = next;
+    }
+}
+
+void
+tpr_loop_post(torpor_loop *loop, torpor_task *task)
+{
+    bool wake;
+
+    task->next = NULL;
+    pthread_mutex_lock(&loop->tasks_lock);
+    wake = loop->tasks_head == NULL;
+    if (loop->tasks_tail != NULL) {
+        loop->tasks_tail->next = task;
+    } else {
+        loop->tasks_head = task;
+    }
+    loop->tasks_tail = task;
+    pthread_mutex_unlock(&loop->tasks_lock);
+    if (wake) {
+        event_active(loop->tasks_wakeup, 0, 0);
+    }
+}
 
 torpor_err
 tpr_loop_new(torpor_loop **out)
@@ -57,6 +110,16 @@ tpr_loop_new(torpor_loop **out)
         free(loop);
         return TORPOR_ENOMEM;
     }
+    loop->tasks_wakeup = event_new(loop->base, -1, 0, loop_on_tasks, loop);
+    if (loop->tasks_wakeup == NULL
+        || pthread_mutex_init(&loop->tasks_lock, NULL) != 0) {
+        if (loop->tasks_wakeup != NULL) {
+            event_free(loop->tasks_wakeup);
+        }
+        event_base_free(loop->base);
+        free(loop);
+        return TORPOR_ENOMEM;
+    }
     *out = loop;
     return TORPOR_OK;
 }
@@ -67,6 +130,9 @@ tpr_loop_free(torpor_loop *loop)
     if (loop == NULL) {
         return;
     }
+    /* Tasks still queued belong to plugins that are gone: drop them. */
+    event_free(loop->tasks_wakeup);
+    pthread_mutex_destroy(&loop->tasks_lock);
     event_base_free(loop->base);
     free(loop);
 }

@@ -35,6 +35,9 @@ void tpr_timer_arm(torpor_timer *timer, uint64_t after_ms);
 void tpr_timer_disarm(torpor_timer *timer);
 void tpr_timer_close(torpor_timer *timer);
 
+/* tpr_loop_post: the host's loop_post; any thread. */
+void tpr_loop_post(torpor_loop *loop, torpor_task *task);
+
 /* tpr_now_ms: CLOCK_MONOTONIC in milliseconds. */
 uint64_t tpr_now_ms(void);
 

@@ -35,6 +35,18 @@ typedef void (*torpor_io_cb)(torpor_io *io, int fd, unsigned events,
 typedef void (*torpor_timer_cb)(torpor_timer *timer, void *arg);
 
 /*
+ * A task to run on a loop, posted from any thread with host->loop_post.
+ * The poster owns the memory and sets run; next belongs to the core while
+ * the task is queued.  Embedding it in a request means posting never
+ * allocates and never fails.
+ */
+typedef struct torpor_task torpor_task;
+struct torpor_task {
+    void (*run)(torpor_task *task);
+    torpor_task *next;
+};
+
+/*
  * What a transport knows about a client that asks to join an object.  The
  * struct grows at the end; size is sizeof at the caller's build.
  */
@@ -160,6 +172,14 @@ struct torpor_host {
 
     /* conn_count: the open connections of an object. */
     size_t (*conn_count)(const torpor_object *object);
+
+    /* ---- any thread ---- */
+
+    /*
+     * loop_post runs task->run on loop, in posting order, after the call
+     * returns.  Wakeups are batched: many posts cost one wakeup.
+     */
+    void (*loop_post)(torpor_loop *loop, torpor_task *task);
 };
 
 /* TORPOR_HOST_HAS: whether this core's table reaches member fn. */

@@ -21,6 +21,7 @@
 #include <torpor/host.h>
 #include <torpor/transport.h>
 #include <torpor/class.h>
+#include <torpor/storage.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,7 +38,7 @@ extern "C" {
 
 typedef enum torpor_plugin_kind {
     TORPOR_KIND_TRANSPORT = 1,
-    TORPOR_KIND_STORAGE = 2,
+    TORPOR_KIND_STORAGE = 2,   /* see torpor/storage.h */
     TORPOR_KIND_CLASS = 3
 } torpor_plugin_kind;
 
@@ -92,7 +93,7 @@ struct torpor_plugin {
     union {
         const struct torpor_transport_ops *transport;
         const struct torpor_class_ops *klass;
-        const void *storage;    /* reserved for the storage ABI */
+        const struct torpor_storage_ops *storage;
     } ops;
 };
 

@@ -8,6 +8,7 @@
 #include <torpor/host.h>
 #include <torpor/transport.h>
 #include <torpor/class.h>
+#include <torpor/storage.h>
 #include <torpor/plugin.h>
 
 #endif /* TORPOR_ABI_TORPOR_H */

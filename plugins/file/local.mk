@@ -1,0 +1,1 @@
+# (the file storage plugin's helper fills this in)
