@@ -24,12 +24,13 @@
 #define TORPOR_PLUGIN_DIR "/usr/lib/torpor/plugins"
 #endif
 
-#define CONFIG_DEFAULT_PLUGINS "websocket, relay, echo"
+#define CONFIG_DEFAULT_PLUGINS "websocket, relay, echo, chat"
 
 /* What one section header turned out to be. */
 enum config_section_kind {
     SECTION_NONE,       /* before the first header: keys here are errors */
     SECTION_CORE,
+    SECTION_STORAGE,
     SECTION_ROUTE,
     SECTION_PLUGIN,
     SECTION_UNKNOWN     /* already reported; its keys are skipped */
@@ -198,18 +199,23 @@ config_set_defaults(struct tpr_config *cfg)
     static const char *const routes[][2] = {
         {"relay", "relay"},
         {"echo", "echo"},
+        {"chat", "chat"},
     };
+    size_t nroutes = sizeof(routes) / sizeof(routes[0]);
     struct tpr_route_config *r;
 
     cfg->log_level = TORPOR_LOG_NOTICE;
     cfg->shutdown_timeout_ms = 5000;
+    cfg->max_key_bytes = 2048;
+    cfg->max_value_bytes = 131072;
     cfg->plugin_path = strdup(TORPOR_PLUGIN_DIR);
-    if (cfg->plugin_path == NULL) {
+    cfg->storage_backend = strdup("file");
+    if (cfg->plugin_path == NULL || cfg->storage_backend == NULL) {
         return TORPOR_ENOMEM;
     }
     torpor_err err = config_split_list(CONFIG_DEFAULT_PLUGINS, &cfg->plugins,
                                        &cfg->nplugins);
-    for (size_t i = 0; err == TORPOR_OK && i < 2; i++) {
+    for (size_t i = 0; err == TORPOR_OK && i < nroutes; i++) {
         err = config_add_route(cfg, routes[i][0], routes[i][1], 0, &r);
     }
     return err;
@@ -249,6 +255,43 @@ config_core_key(struct config_parse *p, const char *key, const char *value)
         }
     } else {
         tpr_diag_add(p->diag, file, p->line, "unknown key \"%s\" in section [core]", key);
+    }
+}
+
+/* ---- [storage] ---- */
+
+static void
+config_storage_key(struct config_parse *p, const char *key,
+                   const char *value)
+{
+    struct tpr_config *cfg = p->cfg;
+    const char *file = cfg->path;
+
+    if (strcmp(key, "backend") == 0) {
+        if (!config_name_valid(value)) {
+            tpr_diag_add(p->diag, file, p->line, "bad backend \"%s\": expected a storage plugin's name, such as file or postgres", value);
+            return;
+        }
+        char *copy = strdup(value);
+        if (copy == NULL) {
+            tpr_diag_add(p->diag, file, p->line, "out of memory");
+            return;
+        }
+        free(cfg->storage_backend);
+        cfg->storage_backend = copy;
+        cfg->storage_backend_line = p->line;
+    } else if (strcmp(key, "max_key_bytes") == 0) {
+        if (tpr_config_parse_uint(value, 1, 1048576, &cfg->max_key_bytes)
+            != TORPOR_OK) {
+            tpr_diag_add(p->diag, file, p->line, "bad max_key_bytes \"%s\": expected bytes from 1 to 1048576", value);
+        }
+    } else if (strcmp(key, "max_value_bytes") == 0) {
+        if (tpr_config_parse_uint(value, 1, 67108864, &cfg->max_value_bytes)
+            != TORPOR_OK) {
+            tpr_diag_add(p->diag, file, p->line, "bad max_value_bytes \"%s\": expected bytes from 1 to 67108864", value);
+        }
+    } else {
+        tpr_diag_add(p->diag, file, p->line, "unknown key \"%s\" in section [storage]", key);
     }
 }
 
@@ -333,8 +376,12 @@ config_begin_section(struct config_parse *p, const char *name)
         p->section = SECTION_CORE;
         return;
     }
+    if (strcmp(name, "storage") == 0) {
+        p->section = SECTION_STORAGE;
+        return;
+    }
     if (dot == NULL) {
-        tpr_diag_add(p->diag, file, p->line, "unknown section [%s]: expected [core], [route.NAME], [transport.NAME], [class.NAME] or [storage.NAME]", name);
+        tpr_diag_add(p->diag, file, p->line, "unknown section [%s]: expected [core], [storage], [route.NAME], [transport.NAME], [class.NAME] or [storage.NAME]", name);
         return;
     }
     if (!config_name_valid(dot + 1)) {
@@ -371,7 +418,7 @@ config_begin_section(struct config_parse *p, const char *name)
         }
     }
     p->section_name[kind_len] = '.';
-    tpr_diag_add(p->diag, file, p->line, "unknown section [%s]: expected [core], [route.NAME], [transport.NAME], [class.NAME] or [storage.NAME]", name);
+    tpr_diag_add(p->diag, file, p->line, "unknown section [%s]: expected [core], [storage], [route.NAME], [transport.NAME], [class.NAME] or [storage.NAME]", name);
 }
 
 /* config_seen records key in the current section; false if it was there. */
@@ -415,6 +462,9 @@ config_on_key(void *user, const char *section, const char *key,
     switch (p->section) {
     case SECTION_CORE:
         config_core_key(p, key, value);
+        break;
+    case SECTION_STORAGE:
+        config_storage_key(p, key, value);
         break;
     case SECTION_ROUTE:
         config_route_key(p, key, value);
@@ -540,6 +590,7 @@ tpr_config_free(struct tpr_config *cfg)
     }
     free(cfg->path);
     free(cfg->plugin_path);
+    free(cfg->storage_backend);
     config_free_list(cfg->plugins, cfg->nplugins);
     for (size_t i = 0; i < cfg->nroutes; i++) {
         free(cfg->routes[i].name);
@@ -554,4 +605,31 @@ tpr_config_free(struct tpr_config *cfg)
     }
     free(cfg->entries);
     free(cfg);
+}
+
+torpor_err
+tpr_config_storage_only(struct tpr_config *cfg)
+{
+    size_t kept = 0;
+
+    config_free_list(cfg->plugins, cfg->nplugins);
+    cfg->plugins = NULL;
+    cfg->nplugins = 0;
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        cfg->routes[i].enabled = false;
+    }
+    for (size_t i = 0; i < cfg->nentries; i++) {
+        struct tpr_config_entry *e = &cfg->entries[i];
+        if (strcmp(e->kind, "storage") == 0
+            && strcmp(e->plugin, cfg->storage_backend) == 0) {
+            cfg->entries[kept++] = *e;
+            continue;
+        }
+        free(e->kind);
+        free(e->plugin);
+        free(e->key);
+        free(e->value);
+    }
+    cfg->nentries = kept;
+    return TORPOR_OK;
 }

@@ -1,7 +1,8 @@
 /*
  * core/config.h: torpord's configuration, read from an INI file.
  *
- * The file has the core's own sections ([core], [route.NAME]) and one
+ * The file has the core's own sections ([core], [storage], [route.NAME])
+ * and one
  * section per plugin that takes settings ([transport.NAME], [class.NAME],
  * [storage.NAME]).  The core checks its own sections here; plugin sections
  * are kept as entries, with their line numbers, and handed to each plugin's
@@ -47,6 +48,11 @@ struct tpr_config {
     unsigned plugins_line;
     uint64_t shutdown_timeout_ms;
 
+    char *storage_backend;      /* the storage plugin's name */
+    unsigned storage_backend_line;
+    uint64_t max_key_bytes;
+    uint64_t max_value_bytes;
+
     struct tpr_route_config *routes;
     size_t nroutes;
 
@@ -70,6 +76,13 @@ TPR_EXPORT void tpr_config_free(struct tpr_config *cfg);
  */
 TPR_EXPORT torpor_err tpr_config_set_plugin_path(struct tpr_config *cfg,
                                       const char *path);
+
+/*
+ * tpr_config_storage_only trims cfg to its storage backend: no other
+ * plugin, no route, no other plugin section.  For tools that only touch
+ * storage, like torporctl migrate.
+ */
+TPR_EXPORT torpor_err tpr_config_storage_only(struct tpr_config *cfg);
 
 /*
  * Value parsers shared with plugins' own checks.  Each returns TORPOR_OK or

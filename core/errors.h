@@ -12,7 +12,7 @@
 #include "core/export.h"
 
 /* tpr_strerror names err; never NULL. */
-const char *tpr_strerror(torpor_err err);
+TPR_EXPORT const char *tpr_strerror(torpor_err err);
 
 /*
  * A diag collects every problem found in one pass (a config check reports

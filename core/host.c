@@ -105,4 +105,8 @@ tpr_host_init(struct torpor_host *host)
     host->conn_object = tpr_conn_object;
     host->conn_count = tpr_object_conn_count;
     host->loop_post = tpr_loop_post;
+    host->storage_get = tpr_object_storage_get;
+    host->storage_list = tpr_object_storage_list;
+    host->storage_put = tpr_object_storage_put;
+    host->storage_delete = tpr_object_storage_delete;
 }

@@ -85,7 +85,8 @@ loader_check_ops(struct torpor_plugin_ctx *p, const char *file, unsigned line,
         if (t->size < LOADER_MIN_TRANSPORT_SIZE) {
             LOADER_REFUSE("could not load plugin \"%s\": transport ops of %u bytes, core needs %zu (plugin ABI %u.%u, core ABI %u.%u)", path, t->size, LOADER_MIN_TRANSPORT_SIZE, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
         }
-        memcpy(&p->ops.transport, t, LOADER_MIN(t->size, sizeof(p->ops.transport)));
+        memcpy(&p->ops.transport, t,
+               LOADER_MIN(t->size, sizeof(p->ops.transport)));
         if (t->frame_encode == NULL || t->frame_send == NULL
             || t->frame_release == NULL || t->close == NULL) {
             LOADER_REFUSE("could not load plugin \"%s\": a mandatory transport hook is NULL (plugin ABI %u.%u, core ABI %u.%u)", path, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
@@ -197,16 +198,22 @@ tpr_plugin_open(const char *spec, const char *search_path, const char *file,
 }
 
 void
-tpr_plugin_close(struct torpor_plugin_ctx *p)
+tpr_plugin_destroy(struct torpor_plugin_ctx *p)
 {
-    if (p == NULL) {
-        return;
-    }
     if (p->created && p->desc.destroy != NULL) {
         p->desc.destroy(p->state);
     }
     p->state = NULL;
     p->created = false;
+}
+
+void
+tpr_plugin_close(struct torpor_plugin_ctx *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    tpr_plugin_destroy(p);
     /* Under ASan, keep the code mapped so leak reports can name plugins. */
     if (p->dl != NULL && getenv("TORPOR_NO_DLCLOSE") == NULL) {
         dlclose(p->dl);

@@ -46,7 +46,13 @@ torpor_err tpr_plugin_open(const char *spec, const char *search_path,
                            struct tpr_diag *diag,
                            struct torpor_plugin_ctx **out);
 
-/* tpr_plugin_close calls destroy if the plugin was created, then unloads. */
+/*
+ * tpr_plugin_destroy calls the plugin's destroy hook if create succeeded,
+ * once; the code stays loaded.
+ */
+void tpr_plugin_destroy(struct torpor_plugin_ctx *p);
+
+/* tpr_plugin_close destroys the plugin if that is still owed, and unloads. */
 void tpr_plugin_close(struct torpor_plugin_ctx *p);
 
 /* tpr_plugin_kind_name: "transport", "class", "storage" or "unknown". */

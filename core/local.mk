@@ -9,8 +9,10 @@ core_libtorpor_core_la_SOURCES = \
 	core/loader.c core/loader.h \
 	core/log.c core/log.h \
 	core/loop.c core/loop.h \
-	core/object.c core/object.h \
-	core/runtime.c core/runtime.h
+	core/object.c core/object.h core/object_internal.h \
+	core/event.c core/output.c core/object_storage.c \
+	core/runtime.c core/runtime.h \
+	core/storage.c core/storage.h
 nodist_core_libtorpor_core_la_SOURCES = $(PROTO_C) $(PROTO_H)
 core_libtorpor_core_la_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DTORPOR_PLUGIN_DIR='"$(plugindir)"'
@@ -28,3 +30,8 @@ core_libtorpor_la_LDFLAGS = -version-info $(LIBTORPOR_VERSION_INFO) \
 bin_PROGRAMS += core/torpord
 core_torpord_SOURCES = core/daemon/torpord.c
 core_torpord_LDADD = core/libtorpor.la
+
+bin_PROGRAMS += core/torporctl
+core_torporctl_SOURCES = core/ctl/torporctl.c core/ctl/ctl.h \
+	core/ctl/migrate.c core/ctl/sync.c core/ctl/sync.h
+core_torporctl_LDADD = core/libtorpor.la

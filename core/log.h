@@ -37,8 +37,9 @@ bool tpr_log_enabled(torpor_log_level level);
  * tpr_log writes one line for component.  ids is a ready "key=value ..."
  * string or NULL.  The message is cut at 2 KiB.
  */
-TPR_EXPORT void tpr_log(torpor_log_level level, const char *component, const char *ids,
-             const char *fmt, ...) TORPOR_PRINTF(4, 5);
+TPR_EXPORT void tpr_log(torpor_log_level level, const char *component,
+                        const char *ids, const char *fmt, ...)
+    TORPOR_PRINTF(4, 5);
 void tpr_logv(torpor_log_level level, const char *component, const char *ids,
               const char *fmt, va_list ap) TORPOR_PRINTF(4, 0);
 

@@ -130,7 +130,12 @@ tpr_loop_free(torpor_loop *loop)
     if (loop == NULL) {
         return;
     }
-    /* Tasks still queued belong to plugins that are gone: drop them. */
+    /*
+     * Tasks still queued are completions that own memory (a storage
+     * plugin's finished request): run them so they free it.  Whoever frees
+     * the loop has made sure no callback they reach is gone.
+     */
+    loop_on_tasks(-1, 0, loop);
     event_free(loop->tasks_wakeup);
     pthread_mutex_destroy(&loop->tasks_lock);
     event_base_free(loop->base);
@@ -140,7 +145,11 @@ tpr_loop_free(torpor_loop *loop)
 torpor_err
 tpr_loop_run(torpor_loop *loop)
 {
-    return event_base_dispatch(loop->base) < 0 ? TORPOR_EIO : TORPOR_OK;
+    /* Without NO_EXIT_ON_EMPTY it would return at once while a loop only
+     * waits for tasks that another thread will post. */
+    return event_base_loop(loop->base, EVLOOP_NO_EXIT_ON_EMPTY) < 0
+               ? TORPOR_EIO
+               : TORPOR_OK;
 }
 
 void

@@ -10,6 +10,8 @@
 
 #include <torpor/host.h>
 
+#include "core/export.h"
+
 struct event_base;
 
 /* tpr_loop_new makes a loop for the calling thread to run. */
@@ -17,8 +19,8 @@ torpor_err tpr_loop_new(torpor_loop **out);
 void tpr_loop_free(torpor_loop *loop);
 
 /* tpr_loop_run runs until tpr_loop_break; returns TORPOR_EIO on failure. */
-torpor_err tpr_loop_run(torpor_loop *loop);
-void tpr_loop_break(torpor_loop *loop);
+TPR_EXPORT torpor_err tpr_loop_run(torpor_loop *loop);
+TPR_EXPORT void tpr_loop_break(torpor_loop *loop);
 
 /* tpr_loop_base: the libevent base, for the core's own events. */
 struct event_base *tpr_loop_base(torpor_loop *loop);

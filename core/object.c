@@ -1,14 +1,7 @@
 /*
- * core/object.c: the object table, connection records, and the per-object
- * event queue that makes delivery one-at-a-time and in order.
- *
- * Re-entrancy is the subtle part.  A handler's send can make a transport
- * report a dead peer at once, and a shutdown closes connections while it
- * walks them.  So every entry into an object (a delivery, a host call from
- * outside a handler) raises obj->depth; an event that arrives while depth
- * is raised is queued, and the outermost exit drains the queue.  A
- * connection record is unlinked and freed only when its close event is
- * delivered, never while someone may be walking the list.
+ * core/object.c: object ids, the object table, the object's lifecycle
+ * (make, wake, sleep, free) and connection records.  Event delivery is in
+ * event.c, output in output.c, storage in object_storage.c.
  *
  * Missing: hibernation; an object stays in memory while it has connections and is freed with its last one.
  */
@@ -21,57 +14,8 @@
 
 #include "core/loader.h"
 #include "core/log.h"
-#include "core/object.h"
+#include "core/object_internal.h"
 #include "core/runtime.h"
-
-enum conn_state {
-    CONN_ATTACHED,  /* accepted, handshake not yet finished */
-    CONN_OPEN,      /* the class heard open; may be sent to */
-    CONN_CLOSING,   /* a close was asked for; nothing more is sent */
-    CONN_CLOSED     /* the transport is done with it; close is queued */
-};
-
-struct torpor_conn {
-    torpor_object *object;
-    struct torpor_plugin_ctx *transport;
-    void *tconn;                /* NULL once the transport reported close */
-    uint64_t id;
-    torpor_conn *prev;
-    torpor_conn *next;
-    uint8_t state;              /* enum conn_state */
-    bool opened;                /* the class was told of the open */
-};
-
-enum obj_event_type { OBJ_EV_OPEN, OBJ_EV_MESSAGE, OBJ_EV_CLOSE };
-
-/* A queued event; data holds the message or the close reason. */
-struct obj_event {
-    struct obj_event *next;
-    torpor_conn *conn;
-    uint8_t type;
-    uint8_t kind;
-    bool clean;
-    uint16_t code;
-    size_t len;
-    uint8_t data[];
-};
-
-struct torpor_object {
-    struct tpr_object_id id;
-    struct tpr_runtime *rt;
-    struct torpor_plugin_ctx *klass;
-    torpor_object *hash_next;
-    void *instance;
-    bool awake;
-    unsigned depth;
-    torpor_conn *conns;
-    size_t nconns;
-    struct obj_event *queue_head;
-    struct obj_event *queue_tail;
-    char *log_ids;              /* object="class/name", quoted */
-    size_t name_len;
-    char name[];
-};
 
 struct tpr_objects {
     torpor_object **buckets;
@@ -226,8 +170,8 @@ object_new(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
     return TORPOR_OK;
 }
 
-static void
-object_sleep(torpor_object *obj)
+void
+tpr_object_sleep(torpor_object *obj)
 {
     if (obj->awake && obj->klass->ops.klass.object_destroy != NULL) {
         obj->klass->ops.klass.object_destroy(obj->instance);
@@ -236,18 +180,17 @@ object_sleep(torpor_object *obj)
     obj->awake = false;
 }
 
-static void
-object_free(torpor_object *obj)
+void
+tpr_object_free(torpor_object *obj)
 {
-    object_sleep(obj);
+    tpr_object_sleep(obj);
     objects_unlink(obj->rt->objects, obj);
     free(obj->log_ids);
     free(obj);
 }
 
-/* object_wake runs the class's constructor if the object has no instance. */
-static torpor_err
-object_wake(torpor_object *obj)
+torpor_err
+tpr_object_wake(torpor_object *obj)
 {
     if (obj->awake) {
         return TORPOR_OK;
@@ -264,8 +207,8 @@ object_wake(torpor_object *obj)
     return TORPOR_OK;
 }
 
-static void
-conn_unlink(torpor_conn *conn)
+void
+tpr_conn_unlink(torpor_conn *conn)
 {
     torpor_object *obj = conn->object;
 
@@ -278,119 +221,6 @@ conn_unlink(torpor_conn *conn)
         conn->next->prev = conn->prev;
     }
     obj->nconns--;
-}
-
-static void
-object_handler_failed(torpor_object *obj, torpor_conn *conn,
-                      const char *what, torpor_err err)
-{
-    char ids[512];
-
-    tpr_log(TORPOR_LOG_WARN, obj->klass->desc.name,
-            tpr_log_ids(ids, sizeof(ids), obj, conn), "%s handler failed: %s", what, tpr_strerror(err));
-}
-
-/* object_deliver hands one event to the class.  depth is raised. */
-static void
-object_deliver(torpor_object *obj, const struct obj_event *ev,
-               const void *data)
-{
-    const struct torpor_class_ops *ops = &obj->klass->ops.klass;
-    torpor_conn *conn = ev->conn;
-    torpor_err err = TORPOR_OK;
-
-    if (ev->type == OBJ_EV_CLOSE) {
-        if (conn->opened && ops->close != NULL
-            && object_wake(obj) == TORPOR_OK) {
-            err = ops->close(obj->instance, conn, ev->code, data, ev->len,
-                             ev->clean);
-            if (err != TORPOR_OK) {
-                object_handler_failed(obj, conn, "close", err);
-            }
-        }
-        conn_unlink(conn);
-        free(conn);
-        tpr_runtime_conn_gone(obj->rt);
-        return;
-    }
-    if (object_wake(obj) != TORPOR_OK) {
-        tpr_conn_close(conn, TORPOR_CLOSE_INTERNAL, "", 0);
-        return;
-    }
-    if (ev->type == OBJ_EV_OPEN) {
-        conn->opened = true;
-        if (ops->open != NULL) {
-            err = ops->open(obj->instance, conn);
-        }
-        if (err != TORPOR_OK) {
-            object_handler_failed(obj, conn, "open", err);
-        }
-    } else if (ops->message != NULL) {
-        err = ops->message(obj->instance, conn, ev->kind, data, ev->len);
-        if (err != TORPOR_OK) {
-            object_handler_failed(obj, conn, "message", err);
-        }
-    }
-}
-
-static void
-object_enter(torpor_object *obj)
-{
-    obj->depth++;
-}
-
-/*
- * object_leave drains the queue when the outermost caller leaves, and
- * frees the object once it has no connection left.  obj may be gone on
- * return.
- */
-static void
-object_leave(torpor_object *obj)
-{
-    if (obj->depth == 1) {
-        while (obj->queue_head != NULL) {
-            struct obj_event *ev = obj->queue_head;
-            obj->queue_head = ev->next;
-            if (obj->queue_head == NULL) {
-                obj->queue_tail = NULL;
-            }
-            object_deliver(obj, ev, ev->data);
-            free(ev);
-        }
-    }
-    obj->depth--;
-    if (obj->depth == 0 && obj->nconns == 0) {
-        object_free(obj);
-    }
-}
-
-/* object_post delivers now if the object is idle, or queues a copy. */
-static void
-object_post(torpor_object *obj, const struct obj_event *ev, const void *data)
-{
-    if (obj->depth == 0) {
-        object_enter(obj);
-        object_deliver(obj, ev, data);
-        object_leave(obj);
-        return;
-    }
-    struct obj_event *copy = malloc(sizeof(*copy) + ev->len);
-    if (copy == NULL) {
-        /* Missing: back-pressure on the sender; under memory exhaustion a message is dropped. */
-        tpr_log(TORPOR_LOG_ERR, "core", obj->log_ids, "could not queue event: out of memory");
-        return;
-    }
-    *copy = *ev;
-    copy->next = NULL;
-    if (ev->len > 0) {
-        memcpy(copy->data, data, ev->len);
-    }
-    if (obj->queue_tail != NULL) {
-        obj->queue_tail->next = copy;
-    } else {
-        obj->queue_head = copy;
-    }
-    obj->queue_tail = copy;
 }
 
 torpor_err
@@ -422,8 +252,8 @@ tpr_object_attach(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
     }
     torpor_conn *conn = calloc(1, sizeof(*conn));
     if (conn == NULL) {
-        if (obj->nconns == 0 && obj->depth == 0) {
-            object_free(obj);
+        if (obj->nconns == 0 && obj->depth == 0 && !tpr_object_gated(obj)) {
+            tpr_object_free(obj);
         }
         *http_status = 503;
         return TORPOR_ENOMEM;
@@ -442,166 +272,26 @@ tpr_object_attach(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
     rt->nconns++;
 
     const struct torpor_class_ops *ops = &klass->ops.klass;
+    /* Missing: accept waits for no storage read; an object busy in an event or reading in its constructor still answers at once. */
     if (ops->accept != NULL) {
         int status = 403;
-        object_enter(obj);
-        torpor_err err = object_wake(obj);
+        tpr_object_enter(obj);
+        torpor_err err = tpr_object_wake(obj);
         if (err == TORPOR_OK) {
             err = ops->accept(obj->instance, conn, req, &status);
         }
         if (err != TORPOR_OK) {
             *http_status = err == TORPOR_EREFUSED ? status : 500;
-            conn_unlink(conn);
+            tpr_conn_unlink(conn);
             free(conn);
             rt->nconns--;
-            object_leave(obj);
+            tpr_object_leave(obj);
             return err == TORPOR_EREFUSED ? err : TORPOR_EREFUSED;
         }
-        object_leave(obj);
+        tpr_object_leave(obj);
     }
     *out = conn;
     return TORPOR_OK;
-}
-
-void
-tpr_conn_opened(torpor_conn *conn)
-{
-    struct obj_event ev = {.type = OBJ_EV_OPEN, .conn = conn};
-
-    if (conn->state != CONN_ATTACHED) {
-        return;
-    }
-    conn->state = CONN_OPEN;
-    object_post(conn->object, &ev, NULL);
-}
-
-void
-tpr_conn_received(torpor_conn *conn, torpor_msg_kind kind, const void *data,
-                  size_t len)
-{
-    struct obj_event ev = {
-        .type = OBJ_EV_MESSAGE, .conn = conn, .kind = (uint8_t)kind,
-        .len = len,
-    };
-
-    if (conn->state != CONN_OPEN) {
-        return;     /* nothing is delivered after a close was asked for */
-    }
-    object_post(conn->object, &ev, data);
-}
-
-void
-tpr_conn_closed(torpor_conn *conn, uint16_t code, const char *reason,
-                size_t reason_len, bool clean)
-{
-    struct obj_event ev = {
-        .type = OBJ_EV_CLOSE, .conn = conn, .code = code, .clean = clean,
-        .len = reason_len,
-    };
-
-    if (conn->state == CONN_CLOSED) {
-        return;
-    }
-    conn->state = CONN_CLOSED;
-    conn->tconn = NULL;
-    object_post(conn->object, &ev, reason);
-}
-
-torpor_err
-tpr_conn_send(torpor_conn *conn, torpor_msg_kind kind, const void *data,
-              size_t len)
-{
-    const struct torpor_transport_ops *t = &conn->transport->ops.transport;
-    torpor_frame *frame;
-
-    if (conn->state != CONN_OPEN) {
-        return TORPOR_ECLOSED;
-    }
-    torpor_err err = t->frame_encode(conn->transport->state, kind, data, len,
-                                     &frame);
-    if (err != TORPOR_OK) {
-        return err;
-    }
-    torpor_object *obj = conn->object;
-    object_enter(obj);
-    err = t->frame_send(conn->tconn, frame);
-    t->frame_release(frame);
-    object_leave(obj);
-    return err;
-}
-
-/* Frames encoded for one broadcast, one per transport seen. */
-#define BROADCAST_TRANSPORTS 4
-
-torpor_err
-tpr_object_broadcast(torpor_object *obj, torpor_msg_kind kind,
-                     const void *data, size_t len, const torpor_conn *except)
-{
-    struct {
-        struct torpor_plugin_ctx *transport;
-        torpor_frame *frame;
-    } enc[BROADCAST_TRANSPORTS];
-    size_t nenc = 0;
-    torpor_err result = TORPOR_OK;
-
-    object_enter(obj);
-    for (torpor_conn *c = obj->conns; c != NULL; c = c->next) {
-        if (c == except || c->state != CONN_OPEN) {
-            continue;
-        }
-        const struct torpor_transport_ops *t = &c->transport->ops.transport;
-        torpor_frame *frame = NULL;
-        bool owned = false;     /* not in enc: release after this send */
-        size_t i;
-        for (i = 0; i < nenc && enc[i].transport != c->transport; i++) {
-        }
-        if (i < nenc) {
-            frame = enc[i].frame;
-        } else {
-            torpor_err err = t->frame_encode(c->transport->state, kind, data,
-                                             len, &frame);
-            if (err != TORPOR_OK) {
-                result = err;
-                continue;
-            }
-            if (nenc < BROADCAST_TRANSPORTS) {
-                enc[nenc].transport = c->transport;
-                enc[nenc].frame = frame;
-                nenc++;
-            } else {
-                owned = true;
-            }
-        }
-        /* A refused send closes that connection; the room goes on. */
-        (void)t->frame_send(c->tconn, frame);
-        if (owned) {
-            t->frame_release(frame);
-        }
-    }
-    for (size_t i = 0; i < nenc; i++) {
-        enc[i].transport->ops.transport.frame_release(enc[i].frame);
-    }
-    object_leave(obj);
-    return result;
-}
-
-torpor_err
-tpr_conn_close(torpor_conn *conn, uint16_t code, const char *reason,
-               size_t reason_len)
-{
-    if (conn->state != CONN_OPEN && conn->state != CONN_ATTACHED) {
-        return TORPOR_ECLOSED;
-    }
-    if (reason_len > 123) {
-        return TORPOR_EINVAL;
-    }
-    conn->state = CONN_CLOSING;
-    torpor_object *obj = conn->object;
-    object_enter(obj);
-    torpor_err err = conn->transport->ops.transport.close(conn->tconn, code,
-                                                          reason, reason_len);
-    object_leave(obj);
-    return err;
 }
 
 torpor_bytes
@@ -655,11 +345,11 @@ tpr_objects_close_all(struct tpr_objects *t, uint16_t code,
         torpor_object *obj = t->buckets[i];
         while (obj != NULL) {
             torpor_object *next = obj->hash_next;
-            object_enter(obj);
+            tpr_object_enter(obj);
             for (torpor_conn *c = obj->conns; c != NULL; c = c->next) {
                 tpr_conn_close(c, code, reason, strlen(reason));
             }
-            object_leave(obj);
+            tpr_object_leave(obj);
             obj = next;
         }
     }
@@ -685,7 +375,10 @@ tpr_objects_free(struct tpr_objects *t)
                 obj->conns = c->next;
                 free(c);
             }
-            object_sleep(obj);
+            free(obj->parked);
+            tpr_output_drop(obj);
+            tpr_batch_clear(&obj->batch);
+            tpr_object_sleep(obj);
             free(obj->log_ids);
             free(obj);
             obj = next;

@@ -77,6 +77,17 @@ uint64_t tpr_conn_id(const torpor_conn *conn);
 torpor_object *tpr_conn_object(const torpor_conn *conn);
 size_t tpr_object_conn_count(const torpor_object *object);
 
+/* The host table's class storage members; see torpor/host.h. */
+torpor_err tpr_object_storage_get(torpor_object *object,
+                                  const torpor_bytes *keys, size_t n,
+                                  torpor_storage_rows_cb cb, void *arg);
+torpor_err tpr_object_storage_list(torpor_object *object,
+                                   const torpor_range *range,
+                                   torpor_storage_rows_cb cb, void *arg);
+torpor_err tpr_object_storage_put(torpor_object *object, torpor_bytes key,
+                                  torpor_bytes value);
+torpor_err tpr_object_storage_delete(torpor_object *object, torpor_bytes key);
+
 /*
  * tpr_log_ids writes the ids a log line carries for object and conn
  * (either may be NULL): 'object="relay/lobby" conn=42'.  Returns buf, or

@@ -30,33 +30,65 @@ runtime_plugin(const struct tpr_runtime *rt, const char *kind,
     return NULL;
 }
 
+/* runtime_load_one loads spec and adds it; false if it was refused. */
+static bool
+runtime_load_one(struct tpr_runtime *rt, const char *spec, unsigned line,
+                 struct tpr_diag *diag)
+{
+    const struct tpr_config *cfg = rt->cfg;
+    struct torpor_plugin_ctx *p;
+
+    if (tpr_plugin_open(spec, cfg->plugin_path, cfg->path, line, diag, &p)
+        != TORPOR_OK) {
+        return false;
+    }
+    const char *kind = tpr_plugin_kind_name(p->desc.kind);
+    if (runtime_plugin(rt, kind, p->desc.name) != NULL) {
+        tpr_diag_add(diag, cfg->path, line, "could not load plugin \"%s\": a %s plugin named \"%s\" is already loaded", p->path, kind, p->desc.name);
+        tpr_plugin_close(p);
+        return false;
+    }
+    p->rt = rt;
+    rt->plugins[rt->nplugins++] = p;
+    tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "loaded %s plugin \"%s\" %s (ABI %u.%u) from \"%s\"", kind, p->desc.name, p->desc.version, p->desc.abi_major, p->desc.abi_minor, p->path);
+    return true;
+}
+
 static void
 runtime_load_plugins(struct tpr_runtime *rt, struct tpr_diag *diag)
 {
     const struct tpr_config *cfg = rt->cfg;
+    unsigned before = diag->count;
 
-    rt->plugins = calloc(cfg->nplugins ? cfg->nplugins : 1,
-                         sizeof(*rt->plugins));
+    /* One more slot: the storage backend, if "plugins" leaves it out. */
+    rt->plugins = calloc(cfg->nplugins + 1, sizeof(*rt->plugins));
     if (rt->plugins == NULL) {
         tpr_diag_add(diag, NULL, 0, "out of memory");
         return;
     }
     for (size_t i = 0; i < cfg->nplugins; i++) {
-        struct torpor_plugin_ctx *p;
-        if (tpr_plugin_open(cfg->plugins[i], cfg->plugin_path, cfg->path,
-                            cfg->plugins_line, diag, &p) != TORPOR_OK) {
-            continue;
-        }
-        const char *kind = tpr_plugin_kind_name(p->desc.kind);
-        if (runtime_plugin(rt, kind, p->desc.name) != NULL) {
-            tpr_diag_add(diag, cfg->path, cfg->plugins_line, "could not load plugin \"%s\": a %s plugin named \"%s\" is already loaded", p->path, kind, p->desc.name);
-            tpr_plugin_close(p);
-            continue;
-        }
-        p->rt = rt;
-        rt->plugins[rt->nplugins++] = p;
-        tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "loaded %s plugin \"%s\" %s (ABI %u.%u) from \"%s\"", kind, p->desc.name, p->desc.version, p->desc.abi_major, p->desc.abi_minor, p->path);
+        runtime_load_one(rt, cfg->plugins[i], cfg->plugins_line, diag);
     }
+    if (diag->count != before) {
+        return;
+    }
+    unsigned line = cfg->storage_backend_line;
+    struct torpor_plugin_ctx *backend =
+        runtime_plugin(rt, "storage", cfg->storage_backend);
+    if (backend == NULL
+        && runtime_load_one(rt, cfg->storage_backend, line, diag)) {
+        backend = rt->plugins[rt->nplugins - 1];
+    }
+    if (backend == NULL) {
+        return;
+    }
+    if (backend->desc.kind != TORPOR_KIND_STORAGE) {
+        tpr_diag_add(diag, cfg->path, line, "backend \"%s\" in [storage] is a %s plugin, not a storage plugin", cfg->storage_backend, tpr_plugin_kind_name(backend->desc.kind));
+        return;
+    }
+    rt->storage.plugin = backend;
+    rt->storage.max_key_bytes = cfg->max_key_bytes;
+    rt->storage.max_value_bytes = cfg->max_value_bytes;
 }
 
 static void
@@ -121,8 +153,14 @@ runtime_resolve_routes(struct tpr_runtime *rt, struct tpr_diag *diag)
         }
         struct torpor_plugin_ctx *k = runtime_plugin(rt, "class",
                                                      r->class_name);
+        if (k == NULL && r->line == 0) {
+            /* A built-in route follows its plugin: leaving "chat" out of
+             * "plugins" leaves /chat/ out too. */
+            tpr_log(TORPOR_LOG_INFO, "core", NULL, "default route \"%s\" is off: class \"%s\" is not loaded", r->name, r->class_name);
+            continue;
+        }
         if (k == NULL) {
-            tpr_diag_add(diag, cfg->path, r->class_line ? r->class_line : r->line, "route \"%s\" needs class \"%s\", which no loaded plugin provides: add it to \"plugins\" in [core]%s", r->name, r->class_name, r->line == 0 ? ", or disable the route with [route.NAME] enabled = false" : "");
+            tpr_diag_add(diag, cfg->path, r->class_line ? r->class_line : r->line, "route \"%s\" needs class \"%s\", which no loaded plugin provides: add it to \"plugins\" in [core]", r->name, r->class_name);
             continue;
         }
         rt->routes[rt->nroutes].name = r->name;
@@ -321,14 +359,27 @@ tpr_runtime_free(struct tpr_runtime *rt)
         }
     }
     tpr_timer_close(rt->shutdown_timer);
-    /* Instances go before their classes' code is unloaded. */
+    /*
+     * Storage first: it finishes what is queued, and its completions run
+     * from the loop's task queue (in tpr_loop_free at the latest) while
+     * the code they call is still loaded.  Instances go before their
+     * classes' code is unloaded.
+     */
+    if (rt->storage.plugin != NULL) {
+        tpr_plugin_destroy(rt->storage.plugin);
+    }
     tpr_objects_free(rt->objects);
+    for (size_t i = rt->nplugins; i > 0; i--) {
+        tpr_plugin_destroy(rt->plugins[i - 1]);
+    }
+    tpr_loop_free(rt->loop);
+    rt->loop = NULL;
     for (size_t i = rt->nplugins; i > 0; i--) {
         tpr_plugin_close(rt->plugins[i - 1]);
     }
     free(rt->plugins);
     free(rt->routes);
-    tpr_loop_free(rt->loop);
+    tpr_loop_free(rt->loop);    /* only when a failed start left it */
     tpr_config_free(rt->cfg);
     free(rt);
 }

@@ -14,6 +14,7 @@
 #include "core/config.h"
 #include "core/errors.h"
 #include "core/export.h"
+#include "core/storage.h"
 
 
 struct tpr_objects;
@@ -34,6 +35,8 @@ struct tpr_runtime {
     size_t nplugins;
     struct tpr_route *routes;
     size_t nroutes;
+
+    struct tpr_storage storage;  /* the backend [storage] names */
 
     struct tpr_objects *objects;
     size_t nconns;              /* attached connections, all objects */

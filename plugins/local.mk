@@ -3,5 +3,6 @@
 include plugins/websocket/local.mk
 include plugins/relay/local.mk
 include plugins/echo/local.mk
+include plugins/chat/local.mk
 include plugins/file/local.mk
 include plugins/postgres/local.mk

@@ -71,14 +71,19 @@ START_TEST(test_config_defaults)
     ck_assert_int_eq(tpr_config_load(NULL, &cfg, &diag), TORPOR_OK);
     ck_assert_uint_eq(diag.count, 0);
     ck_assert_int_eq(cfg->log_level, TORPOR_LOG_NOTICE);
-    ck_assert_uint_eq(cfg->nplugins, 3);
+    ck_assert_uint_eq(cfg->nplugins, 4);
     ck_assert_str_eq(cfg->plugins[0], "websocket");
     ck_assert_str_eq(cfg->plugins[1], "relay");
     ck_assert_str_eq(cfg->plugins[2], "echo");
-    ck_assert_uint_eq(cfg->nroutes, 2);
+    ck_assert_str_eq(cfg->plugins[3], "chat");
+    ck_assert_uint_eq(cfg->nroutes, 3);
     ck_assert_str_eq(cfg->routes[0].name, "relay");
     ck_assert_str_eq(cfg->routes[0].class_name, "relay");
     ck_assert_str_eq(cfg->routes[1].name, "echo");
+    ck_assert_str_eq(cfg->routes[2].name, "chat");
+    ck_assert_str_eq(cfg->storage_backend, "file");
+    ck_assert_uint_eq(cfg->max_key_bytes, 2048);
+    ck_assert_uint_eq(cfg->max_value_bytes, 131072);
     ck_assert_uint_eq(cfg->nentries, 0);
     ck_assert_uint_eq(cfg->shutdown_timeout_ms, 5000);
     tpr_config_free(cfg);
@@ -95,8 +100,8 @@ START_TEST(test_config_partial_file_keeps_defaults)
                                     "log_level = debug\n");
     ck_assert_int_eq(tpr_config_load(path, &cfg, &diag), TORPOR_OK);
     ck_assert_int_eq(cfg->log_level, TORPOR_LOG_DEBUG);
-    ck_assert_uint_eq(cfg->nplugins, 3);
-    ck_assert_uint_eq(cfg->nroutes, 2);
+    ck_assert_uint_eq(cfg->nplugins, 4);
+    ck_assert_uint_eq(cfg->nroutes, 3);
     ck_assert_str_eq(cfg->path, path);
     tpr_config_free(cfg);
 }
@@ -149,12 +154,54 @@ START_TEST(test_config_routes_and_plugins)
     ck_assert_str_eq(cfg->plugins[2], "shout");
     ck_assert_uint_eq(cfg->plugins_line, 2);
     ck_assert_str_eq(cfg->plugin_path, "/x:/y");
-    ck_assert_uint_eq(cfg->nroutes, 3);
+    ck_assert_uint_eq(cfg->nroutes, 4);
     ck_assert(!cfg->routes[1].enabled);
-    ck_assert_str_eq(cfg->routes[2].name, "loud");
-    ck_assert_str_eq(cfg->routes[2].class_name, "shout");
-    ck_assert_uint_eq(cfg->routes[2].line, 6);
+    ck_assert_str_eq(cfg->routes[3].name, "loud");
+    ck_assert_str_eq(cfg->routes[3].class_name, "shout");
+    ck_assert_uint_eq(cfg->routes[3].line, 6);
     tpr_config_free(cfg);
+}
+END_TEST
+
+/* [storage] names the backend and the limits every backend enforces. */
+START_TEST(test_config_storage_section)
+{
+    struct tpr_diag diag = {0};
+    struct tpr_config *cfg;
+
+    const char *path = write_config("[storage]\n"
+                                    "backend = postgres\n"
+                                    "max_key_bytes = 100\n"
+                                    "max_value_bytes = 1000\n"
+                                    "[storage.postgres]\n"
+                                    "conninfo = dbname=x\n");
+    ck_assert_int_eq(tpr_config_load(path, &cfg, &diag), TORPOR_OK);
+    ck_assert_str_eq(cfg->storage_backend, "postgres");
+    ck_assert_uint_eq(cfg->storage_backend_line, 2);
+    ck_assert_uint_eq(cfg->max_key_bytes, 100);
+    ck_assert_uint_eq(cfg->max_value_bytes, 1000);
+    ck_assert_uint_eq(cfg->nentries, 1);
+    ck_assert_str_eq(cfg->entries[0].kind, "storage");
+    ck_assert_str_eq(cfg->entries[0].plugin, "postgres");
+    tpr_config_free(cfg);
+}
+END_TEST
+
+/* Bad [storage] values are refused with their lines. */
+START_TEST(test_config_storage_bad_values)
+{
+    char *text = load_bad("[storage]\n"
+                          "backend = ../evil\n"
+                          "max_key_bytes = 0\n"
+                          "max_value_bytes = huge\n"
+                          "compression = on\n",
+                          4);
+
+    assert_has(text, "2", "bad backend \"../evil\"");
+    assert_has(text, "3", "bad max_key_bytes \"0\"");
+    assert_has(text, "4", "bad max_value_bytes \"huge\"");
+    assert_has(text, "5", "unknown key \"compression\" in section [storage]");
+    free(text);
 }
 END_TEST
 
@@ -281,6 +328,8 @@ config_suite(void)
     tcase_add_test(core, test_config_plugin_sections_kept_with_lines);
     tcase_add_test(core, test_config_routes_and_plugins);
     tcase_add_test(core, test_config_parse_uint_limits);
+    tcase_add_test(core, test_config_storage_section);
+    tcase_add_test(errors, test_config_storage_bad_values);
     tcase_add_test(errors, test_config_unknown_section);
     tcase_add_test(errors, test_config_unknown_key);
     tcase_add_test(errors, test_config_bad_values);

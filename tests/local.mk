@@ -13,6 +13,8 @@ SH_LOG_COMPILER = bash
 # ASan reports leaks at exit; plugins stay mapped so reports can name them.
 AM_TESTS_ENVIRONMENT = \
 	export TORPORD='$(abs_top_builddir)/core/torpord'; \
+	export TORPORCTL='$(abs_top_builddir)/core/torporctl'; \
+	export STORAGE_TOOL='$(abs_top_builddir)/tests/tools/storage_tool'; \
 	export TORPOR_PLUGIN_PATH='$(abs_top_builddir)/plugins/.libs'; \
 	export TORPOR_FIXTURE_PATH='$(abs_top_builddir)/tests/fixtures/.libs'; \
 	export TOP_BUILDDIR='$(abs_top_builddir)'; \
@@ -60,5 +62,15 @@ TESTS += tests/check_config tests/check_loader tests/check_schema \
 	tests/check_ws_utf8 tests/check_ws_handshake
 
 
+# A driver of storage backends for the crash and migration tests.
+check_PROGRAMS += tests/tools/storage_tool
+tests_tools_storage_tool_SOURCES = tests/tools/storage_tool.c \
+	core/ctl/sync.c core/ctl/sync.h
+tests_tools_storage_tool_LDADD = core/libtorpor-core.la
+
 include tests/fixtures/local.mk
 include tests/integration/local.mk
+
+include tests/storage.mk
+include tests/file_store.mk
+include tests/pg_store.mk

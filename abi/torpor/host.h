@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include <torpor/types.h>
+#include <torpor/storage.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -180,6 +181,38 @@ struct torpor_host {
      * returns.  Wakeups are batched: many posts cost one wakeup.
      */
     void (*loop_post)(torpor_loop *loop, torpor_task *task);
+
+    /* ---- class side: the object's storage, within its current event ---- */
+
+    /*
+     * An event lasts from its handler's call until every read it started
+     * (and every read their callbacks started) has completed.  Meanwhile
+     * no other event of the object is delivered (the input gate).  Puts and
+     * deletes are buffered and committed together, atomically, when the
+     * event ends; messages sent after the first of them are held until the
+     * commit is durable (the output gate), and dropped if it fails, after
+     * which the object's instance is destroyed so that the next event
+     * builds it again from storage.  Reads see the event's own buffered
+     * writes.  Outside an event these calls return TORPOR_ESTATE.
+     *
+     * storage_get and storage_list complete on the object's loop, never
+     * inside the call; their callbacks run within the same event and may
+     * read, write and send again.
+     */
+    torpor_err (*storage_get)(torpor_object *object, const torpor_bytes *keys,
+                              size_t n, torpor_storage_rows_cb cb, void *arg);
+    torpor_err (*storage_list)(torpor_object *object,
+                               const torpor_range *range,
+                               torpor_storage_rows_cb cb, void *arg);
+
+    /*
+     * storage_put and storage_delete buffer one write of the current
+     * event.  TORPOR_ELIMIT for a key or value over the configured limit
+     * (nothing is buffered); the event's other writes still commit.
+     */
+    torpor_err (*storage_put)(torpor_object *object, torpor_bytes key,
+                              torpor_bytes value);
+    torpor_err (*storage_delete)(torpor_object *object, torpor_bytes key);
 };
 
 /* TORPOR_HOST_HAS: whether this core's table reaches member fn. */

@@ -10,6 +10,9 @@
  * never runs inside the call that queued it.  A call that returns anything
  * but TORPOR_OK queued nothing and never calls back.
  *
+ * Everything an operation's arguments point to (keys, values, names, the
+ * object) is only read during the call: the plugin copies what it keeps.
+ *
  * Operations of one object complete in the order they were queued, and a
  * read queued after a commit sees that commit.  Size limits on keys and
  * values are enforced by the core before a call reaches the plugin.

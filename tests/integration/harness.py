@@ -180,9 +180,11 @@ class Daemon:
     def start(self):
         """Start torpord and return the port it logs, or raise."""
         self._log_file = open(self.log_path, "wb")
+        # The daemon's own folder is its working directory, so the file
+        # store's default ./torpor-data is private to this daemon.
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
                                      stdout=self._log_file,
-                                     stderr=self._log_file)
+                                     stderr=self._log_file, cwd=self.dir)
         _live.add(self.proc)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -248,7 +250,8 @@ def run_cli(args, timeout=STOP_TIMEOUT_S):
     """Run torpord with args; returns (exit code, stdout, stderr)."""
     proc = subprocess.Popen([env_path("TORPORD")] + list(args),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE,
+                            cwd=tempfile.mkdtemp(prefix="cli-", dir=SCRATCH))
     _live.add(proc)
     try:
         out, err = proc.communicate(timeout=timeout)

@@ -8,12 +8,22 @@ INTEGRATION_TESTS = \
 	tests/integration/test_limits.py \
 	tests/integration/test_http.py \
 	tests/integration/test_daemon.py \
+	tests/integration/test_chat.py \
+	tests/integration/test_crash.py \
 	tests/node/relay.test.mjs \
 	tests/out_of_tree/run.sh
+
+if WITH_POSTGRES
+INTEGRATION_TESTS += tests/integration/test_migrate.py \
+	tests/integration/test_outage.py
+endif
 
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) \
 	tests/integration/harness.py \
+	tests/integration/storage_util.py \
+	tests/integration/test_migrate.py \
+	tests/integration/test_outage.py \
 	tests/integration/local.mk \
 	tests/node/package.json \
 	tests/node/package-lock.json \

@@ -157,6 +157,17 @@ async def check_config_good(_):
     os.unlink(path)
 
 
+async def example_config_is_valid(_):
+    """packaging/torpor.conf documents every key: it must stay valid."""
+    path = os.path.join(harness.env_path("TOP_SRCDIR"), "packaging",
+                        "torpor.conf")
+    rc, out, err = run_cli(["--config", path, "--check-config",
+                            "--plugin-path", plugin_path()])
+    check_eq(rc, 0, "exit code of --check-config on packaging/torpor.conf "
+             "(stderr %r)" % err)
+    check(not log_lines_at(err, "ERR"), "ERR lines:\n" + err)
+
+
 async def check_config_missing_file(_):
     path = os.path.join(harness.SCRATCH,
                         "torpor-absent-%s.conf" % harness.unique())
@@ -305,6 +316,8 @@ TESTS = [
      version),
     ("--help prints usage with every option and exits 0", help_),
     ("--check-config accepts a complete good config", check_config_good),
+    ("the example config packaging/torpor.conf is valid",
+     example_config_is_valid),
     ("--check-config fails on a missing config file, naming it",
      check_config_missing_file),
     ("--plugin-path overrides the config's plugin_path",

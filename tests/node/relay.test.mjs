@@ -123,7 +123,7 @@ class Daemon {
         const logFd = fs.openSync(this.logPath, 'w');
         this.proc = spawn(envPath('TORPORD'),
             ['--config', this.configPath, '--plugin-path', envPath('TORPOR_PLUGIN_PATH')],
-            { stdio: ['ignore', logFd, logFd] });
+            { stdio: ['ignore', logFd, logFd], cwd: this.dir });
         fs.closeSync(logFd);
         this.exited = new Promise((resolve) => {
             this.proc.on('exit', (code, sig) => {

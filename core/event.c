@@ -1,0 +1,249 @@
+/*
+ * core/event.c: delivering events to an object's class one at a time, in
+ * arrival order, and the input gate.
+ *
+ * Re-entrancy is the subtle part.  A handler's send can make a transport
+ * report a dead peer at once, and a shutdown closes connections while it
+ * walks them.  So every entry into an object raises obj->depth; an event
+ * that arrives while depth is raised, or while the gate is closed (an event
+ * waits for its storage reads, or its writes are being committed), is
+ * queued, and the outermost exit drains the queue once the gate is open.
+ * A connection record is unlinked and freed only when its close event is
+ * delivered, never while someone may be walking the list.
+ */
+#include "build-config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/loader.h"
+#include "core/log.h"
+#include "core/object_internal.h"
+#include "core/runtime.h"
+
+bool
+tpr_object_gated(const torpor_object *obj)
+{
+    return obj->in_event || obj->committing || obj->parked != NULL;
+}
+
+static void
+event_handler_failed(torpor_object *obj, torpor_conn *conn, const char *what,
+                     torpor_err err)
+{
+    char ids[512];
+
+    tpr_log(TORPOR_LOG_WARN, obj->klass->desc.name,
+            tpr_log_ids(ids, sizeof(ids), obj, conn), "%s handler failed: %s", what, tpr_strerror(err));
+}
+
+/* event_copy makes a heap copy of ev whose data holds data. */
+static struct obj_event *
+event_copy(const struct obj_event *ev, const void *data)
+{
+    struct obj_event *copy = malloc(sizeof(*copy) + ev->len);
+
+    if (copy == NULL) {
+        return NULL;
+    }
+    *copy = *ev;
+    copy->next = NULL;
+    if (ev->len > 0) {
+        memcpy(copy->data, data, ev->len);
+    }
+    return copy;
+}
+
+/* event_call runs the handler of ev; the instance exists. */
+static void
+event_call(torpor_object *obj, const struct obj_event *ev, const void *data)
+{
+    const struct torpor_class_ops *ops = &obj->klass->ops.klass;
+    torpor_conn *conn = ev->conn;
+    torpor_err err = TORPOR_OK;
+    const char *what = "message";
+
+    switch (ev->type) {
+    case OBJ_EV_OPEN:
+        what = "open";
+        conn->opened = true;
+        if (ops->open != NULL) {
+            err = ops->open(obj->instance, conn);
+        }
+        break;
+    case OBJ_EV_MESSAGE:
+        if (ops->message != NULL) {
+            err = ops->message(obj->instance, conn, ev->kind, data, ev->len);
+        }
+        break;
+    case OBJ_EV_CLOSE:
+        what = "close";
+        if (conn->opened && ops->close != NULL) {
+            err = ops->close(obj->instance, conn, ev->code, data, ev->len,
+                             ev->clean);
+        }
+        break;
+    }
+    if (err != TORPOR_OK) {
+        event_handler_failed(obj, conn, what, err);
+    }
+}
+
+/* event_forget_conn frees a connection whose close was delivered. */
+static void
+event_forget_conn(torpor_object *obj, torpor_conn *conn)
+{
+    tpr_conn_unlink(conn);
+    free(conn);
+    tpr_runtime_conn_gone(obj->rt);
+}
+
+void
+tpr_event_deliver(torpor_object *obj, const struct obj_event *ev,
+                  const void *data)
+{
+    obj->in_event = true;
+    if (!obj->awake) {
+        if (tpr_object_wake(obj) != TORPOR_OK) {
+            obj->in_event = false;
+            if (ev->type == OBJ_EV_CLOSE) {
+                event_forget_conn(obj, ev->conn);
+            } else {
+                tpr_conn_close(ev->conn, TORPOR_CLOSE_INTERNAL, "", 0);
+            }
+            return;
+        }
+        if (obj->reads > 0) {
+            /* The constructor is reading its state: the event waits. */
+            obj->parked = event_copy(ev, data);
+            if (obj->parked == NULL) {
+                tpr_log(TORPOR_LOG_ERR, "core", obj->log_ids, "could not park event: out of memory");
+            }
+            return;
+        }
+    }
+    event_call(obj, ev, data);
+    if (ev->type == OBJ_EV_CLOSE) {
+        event_forget_conn(obj, ev->conn);
+    }
+    tpr_event_settle(obj);
+}
+
+void
+tpr_event_settle(torpor_object *obj)
+{
+    if (obj->reads > 0 || !obj->in_event) {
+        return;
+    }
+    if (obj->parked != NULL) {
+        struct obj_event *ev = obj->parked;
+        obj->parked = NULL;
+        event_call(obj, ev, ev->data);
+        if (ev->type == OBJ_EV_CLOSE) {
+            event_forget_conn(obj, ev->conn);
+        }
+        free(ev);
+        if (obj->reads > 0) {
+            return;
+        }
+    }
+    obj->in_event = false;
+    if (obj->batch.n > 0) {
+        tpr_storage_commit_event(obj);
+    }
+}
+
+void
+tpr_object_enter(torpor_object *obj)
+{
+    obj->depth++;
+}
+
+void
+tpr_object_leave(torpor_object *obj)
+{
+    if (obj->depth == 1) {
+        while (obj->queue_head != NULL && !tpr_object_gated(obj)) {
+            struct obj_event *ev = obj->queue_head;
+            obj->queue_head = ev->next;
+            if (obj->queue_head == NULL) {
+                obj->queue_tail = NULL;
+            }
+            tpr_event_deliver(obj, ev, ev->data);
+            free(ev);
+        }
+    }
+    obj->depth--;
+    if (obj->depth == 0 && obj->nconns == 0 && obj->queue_head == NULL
+        && !tpr_object_gated(obj) && obj->reads == 0) {
+        tpr_object_free(obj);
+    }
+}
+
+/* event_post delivers now if the object is free to run, or queues a copy. */
+static void
+event_post(torpor_object *obj, const struct obj_event *ev, const void *data)
+{
+    if (obj->depth == 0 && !tpr_object_gated(obj)) {
+        tpr_object_enter(obj);
+        tpr_event_deliver(obj, ev, data);
+        tpr_object_leave(obj);
+        return;
+    }
+    struct obj_event *copy = event_copy(ev, data);
+    if (copy == NULL) {
+        /* Missing: back-pressure on the sender; under memory exhaustion a message is dropped. */
+        tpr_log(TORPOR_LOG_ERR, "core", obj->log_ids, "could not queue event: out of memory");
+        return;
+    }
+    if (obj->queue_tail != NULL) {
+        obj->queue_tail->next = copy;
+    } else {
+        obj->queue_head = copy;
+    }
+    obj->queue_tail = copy;
+}
+
+void
+tpr_conn_opened(torpor_conn *conn)
+{
+    struct obj_event ev = {.type = OBJ_EV_OPEN, .conn = conn};
+
+    if (conn->state != CONN_ATTACHED) {
+        return;
+    }
+    conn->state = CONN_OPEN;
+    event_post(conn->object, &ev, NULL);
+}
+
+void
+tpr_conn_received(torpor_conn *conn, torpor_msg_kind kind, const void *data,
+                  size_t len)
+{
+    struct obj_event ev = {
+        .type = OBJ_EV_MESSAGE, .conn = conn, .kind = (uint8_t)kind,
+        .len = len,
+    };
+
+    if (conn->state != CONN_OPEN) {
+        return;     /* nothing is delivered after a close was asked for */
+    }
+    event_post(conn->object, &ev, data);
+}
+
+void
+tpr_conn_closed(torpor_conn *conn, uint16_t code, const char *reason,
+                size_t reason_len, bool clean)
+{
+    struct obj_event ev = {
+        .type = OBJ_EV_CLOSE, .conn = conn, .code = code, .clean = clean,
+        .len = reason_len,
+    };
+
+    if (conn->state == CONN_CLOSED) {
+        return;
+    }
+    conn->state = CONN_CLOSED;
+    conn->tconn = NULL;
+    event_post(conn->object, &ev, reason);
+}

@@ -1,0 +1,142 @@
+/*
+ * core/object_internal.h: the layout of objects and connection records,
+ * shared by the files that implement them (object.c, event.c, output.c,
+ * object_storage.c) and by nothing else.
+ */
+#ifndef TORPOR_CORE_OBJECT_INTERNAL_H
+#define TORPOR_CORE_OBJECT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <torpor/plugin.h>
+
+#include "core/object.h"
+
+enum conn_state {
+    CONN_ATTACHED,  /* accepted, handshake not yet finished */
+    CONN_OPEN,      /* the transport may be sent to */
+    CONN_CLOSING,   /* a close was asked for; nothing more is sent */
+    CONN_CLOSED     /* the transport is done with it; close is queued */
+};
+
+struct torpor_conn {
+    torpor_object *object;
+    struct torpor_plugin_ctx *transport;
+    void *tconn;                /* NULL once the transport reported close */
+    uint64_t id;
+    torpor_conn *prev;
+    torpor_conn *next;
+    uint8_t state;              /* enum conn_state */
+    bool opened;                /* the class was told of the open */
+};
+
+enum obj_event_type { OBJ_EV_OPEN, OBJ_EV_MESSAGE, OBJ_EV_CLOSE };
+
+/* A queued event; data holds the message or the close reason. */
+struct obj_event {
+    struct obj_event *next;
+    torpor_conn *conn;
+    uint8_t type;
+    uint8_t kind;
+    bool clean;
+    uint16_t code;
+    size_t len;
+    uint8_t data[];
+};
+
+/* The writes of the current event, owned copies, in order. */
+struct obj_batch {
+    torpor_write *writes;
+    size_t n;
+    size_t cap;
+};
+
+/* A message held by the output gate until the event's commit is durable. */
+struct obj_held {
+    struct obj_held *next;
+    torpor_conn *conn;          /* the recipient, or NULL for a broadcast */
+    const torpor_conn *except;  /* a broadcast's excluded connection */
+    uint8_t kind;
+    size_t len;
+    uint8_t data[];
+};
+
+struct torpor_object {
+    struct tpr_object_id id;
+    struct tpr_runtime *rt;
+    struct torpor_plugin_ctx *klass;
+    torpor_object *hash_next;
+    void *instance;
+    bool awake;
+
+    /*
+     * depth counts entries into the object (a delivery, a host call from
+     * outside a handler, a storage completion); events that arrive while
+     * it is raised, or while the gate below is closed, wait in the queue.
+     */
+    unsigned depth;
+    struct obj_event *queue_head;
+    struct obj_event *queue_tail;
+
+    /* The gate: an event in progress, its reads, its commit. */
+    bool in_event;
+    bool committing;
+    unsigned reads;
+    struct obj_event *parked;   /* waits for the constructor's reads */
+    struct obj_batch batch;
+    struct obj_held *held_head;
+    struct obj_held *held_tail;
+
+    torpor_conn *conns;
+    size_t nconns;
+    char *log_ids;              /* object="class/name", quoted */
+    size_t name_len;
+    char name[];
+};
+
+/*
+ * tpr_object_enter / tpr_object_leave bracket every entry into an object.
+ * The outermost leave delivers what the queue holds while the gate is
+ * open, and frees the object once nothing refers to it.  obj may be gone
+ * after tpr_object_leave.
+ */
+void tpr_object_enter(torpor_object *obj);
+void tpr_object_leave(torpor_object *obj);
+
+/* tpr_object_gated: whether events must wait (an event or commit runs). */
+bool tpr_object_gated(const torpor_object *obj);
+
+/*
+ * tpr_object_wake runs the class's constructor if there is no instance;
+ * tpr_object_sleep destroys the instance.  Both with depth raised.
+ */
+torpor_err tpr_object_wake(torpor_object *obj);
+void tpr_object_sleep(torpor_object *obj);
+
+/* tpr_object_free unlinks and frees an object that nothing refers to. */
+void tpr_object_free(torpor_object *obj);
+
+/* tpr_conn_unlink takes conn off its object's list; does not free it. */
+void tpr_conn_unlink(torpor_conn *conn);
+
+/*
+ * tpr_event_deliver runs one event's handler with the gate open and depth
+ * raised; tpr_event_settle ends the current event once its reads are done.
+ */
+void tpr_event_deliver(torpor_object *obj, const struct obj_event *ev,
+                       const void *data);
+void tpr_event_settle(torpor_object *obj);
+
+/* tpr_output_release sends the held messages; tpr_output_drop drops them. */
+void tpr_output_release(torpor_object *obj);
+void tpr_output_drop(torpor_object *obj);
+
+/* tpr_batch_clear frees the buffered writes of the current event. */
+void tpr_batch_clear(struct obj_batch *b);
+
+/* tpr_storage_commit_event commits the event's batch; see host.h. */
+void tpr_storage_commit_event(torpor_object *obj);
+
+#endif /* TORPOR_CORE_OBJECT_INTERNAL_H */

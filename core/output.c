@@ -1,0 +1,211 @@
+/*
+ * core/output.c: sending to connections, broadcast encoded once, closing,
+ * and the output gate.
+ *
+ * The output gate holds what a handler sends after its first storage
+ * write, until the commit of that write is durable: no client ever sees
+ * state that a crash could still take back.  Sends before the first write
+ * of an event go out at once, and a room without storage writes (relay,
+ * echo) never holds anything.
+ */
+#include "build-config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/loader.h"
+#include "core/log.h"
+#include "core/object_internal.h"
+
+/* output_held: whether a send now must wait for the current commit. */
+static bool
+output_held(const torpor_object *obj)
+{
+    return obj->batch.n > 0 || obj->committing;
+}
+
+static torpor_err
+output_hold(torpor_object *obj, torpor_conn *conn, const torpor_conn *except,
+            torpor_msg_kind kind, const void *data, size_t len)
+{
+    struct obj_held *h = malloc(sizeof(*h) + len);
+
+    if (h == NULL) {
+        return TORPOR_ENOMEM;
+    }
+    h->next = NULL;
+    h->conn = conn;
+    h->except = except;
+    h->kind = (uint8_t)kind;
+    h->len = len;
+    if (len > 0) {
+        memcpy(h->data, data, len);
+    }
+    if (obj->held_tail != NULL) {
+        obj->held_tail->next = h;
+    } else {
+        obj->held_head = h;
+    }
+    obj->held_tail = h;
+    return TORPOR_OK;
+}
+
+static torpor_err
+output_send_now(torpor_conn *conn, torpor_msg_kind kind, const void *data,
+                size_t len)
+{
+    const struct torpor_transport_ops *t = &conn->transport->ops.transport;
+    torpor_frame *frame;
+
+    torpor_err err = t->frame_encode(conn->transport->state, kind, data, len,
+                                     &frame);
+    if (err != TORPOR_OK) {
+        return err;
+    }
+    err = t->frame_send(conn->tconn, frame);
+    t->frame_release(frame);
+    return err;
+}
+
+/* Frames encoded for one broadcast, one per transport seen. */
+#define BROADCAST_TRANSPORTS 4
+
+static torpor_err
+output_broadcast_now(torpor_object *obj, torpor_msg_kind kind,
+                     const void *data, size_t len, const torpor_conn *except)
+{
+    struct {
+        struct torpor_plugin_ctx *transport;
+        torpor_frame *frame;
+    } enc[BROADCAST_TRANSPORTS];
+    size_t nenc = 0;
+    torpor_err result = TORPOR_OK;
+
+    for (torpor_conn *c = obj->conns; c != NULL; c = c->next) {
+        /* Only those the class has heard of: it may greet them first. */
+        if (c == except || c->state != CONN_OPEN || !c->opened) {
+            continue;
+        }
+        const struct torpor_transport_ops *t = &c->transport->ops.transport;
+        torpor_frame *frame = NULL;
+        bool owned = false;     /* not in enc: release after this send */
+        size_t i;
+        for (i = 0; i < nenc && enc[i].transport != c->transport; i++) {
+        }
+        if (i < nenc) {
+            frame = enc[i].frame;
+        } else {
+            torpor_err err = t->frame_encode(c->transport->state, kind, data,
+                                             len, &frame);
+            if (err != TORPOR_OK) {
+                result = err;
+                continue;
+            }
+            if (nenc < BROADCAST_TRANSPORTS) {
+                enc[nenc].transport = c->transport;
+                enc[nenc].frame = frame;
+                nenc++;
+            } else {
+                owned = true;
+            }
+        }
+        /* A refused send closes that connection; the room goes on. */
+        (void)t->frame_send(c->tconn, frame);
+        if (owned) {
+            t->frame_release(frame);
+        }
+    }
+    for (size_t i = 0; i < nenc; i++) {
+        enc[i].transport->ops.transport.frame_release(enc[i].frame);
+    }
+    return result;
+}
+
+torpor_err
+tpr_conn_send(torpor_conn *conn, torpor_msg_kind kind, const void *data,
+              size_t len)
+{
+    torpor_object *obj = conn->object;
+    torpor_err err;
+
+    if (conn->state != CONN_OPEN) {
+        return TORPOR_ECLOSED;
+    }
+    tpr_object_enter(obj);
+    if (output_held(obj)) {
+        err = output_hold(obj, conn, NULL, kind, data, len);
+    } else {
+        err = output_send_now(conn, kind, data, len);
+    }
+    tpr_object_leave(obj);
+    return err;
+}
+
+torpor_err
+tpr_object_broadcast(torpor_object *obj, torpor_msg_kind kind,
+                     const void *data, size_t len, const torpor_conn *except)
+{
+    torpor_err err;
+
+    tpr_object_enter(obj);
+    if (output_held(obj)) {
+        err = output_hold(obj, NULL, except, kind, data, len);
+    } else {
+        err = output_broadcast_now(obj, kind, data, len, except);
+    }
+    tpr_object_leave(obj);
+    return err;
+}
+
+void
+tpr_output_release(torpor_object *obj)
+{
+    struct obj_held *h = obj->held_head;
+
+    obj->held_head = NULL;
+    obj->held_tail = NULL;
+    while (h != NULL) {
+        struct obj_held *next = h->next;
+        if (h->conn == NULL) {
+            output_broadcast_now(obj, h->kind, h->data, h->len, h->except);
+        } else if (h->conn->state == CONN_OPEN) {
+            output_send_now(h->conn, h->kind, h->data, h->len);
+        }
+        free(h);
+        h = next;
+    }
+}
+
+void
+tpr_output_drop(torpor_object *obj)
+{
+    struct obj_held *h = obj->held_head;
+
+    obj->held_head = NULL;
+    obj->held_tail = NULL;
+    while (h != NULL) {
+        struct obj_held *next = h->next;
+        free(h);
+        h = next;
+    }
+}
+
+torpor_err
+tpr_conn_close(torpor_conn *conn, uint16_t code, const char *reason,
+               size_t reason_len)
+{
+    if (conn->state != CONN_OPEN && conn->state != CONN_ATTACHED) {
+        return TORPOR_ECLOSED;
+    }
+    if (reason_len > 123) {
+        return TORPOR_EINVAL;
+    }
+    /* Missing: a close is not held by the output gate; it can reach the client before the event's commit is durable. */
+    conn->state = CONN_CLOSING;
+    torpor_object *obj = conn->object;
+    tpr_object_enter(obj);
+    torpor_err err = conn->transport->ops.transport.close(conn->tconn, code,
+                                                          reason, reason_len);
+    tpr_object_leave(obj);
+    return err;
+}
