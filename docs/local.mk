@@ -1,1 +1,1 @@
-EXTRA_DIST += docs/architecture.md docs/plugin-abi.md
+EXTRA_DIST += docs/architecture.md docs/plugin-abi.md docs/chat.md
