@@ -18,6 +18,7 @@
 
 #include "core/loader.h"
 #include "core/log.h"
+#include "core/loop.h"
 #include "core/object_internal.h"
 #include "core/runtime.h"
 
@@ -103,6 +104,7 @@ tpr_event_deliver(torpor_object *obj, const struct obj_event *ev,
                   const void *data)
 {
     obj->in_event = true;
+    obj->last_active_ms = tpr_now_ms();
     if (!obj->awake) {
         if (tpr_object_wake(obj) != TORPOR_OK) {
             obj->in_event = false;
@@ -169,6 +171,7 @@ tpr_object_leave(torpor_object *obj)
             if (obj->queue_head == NULL) {
                 obj->queue_tail = NULL;
             }
+            obj->rt->stats.events_queued--;
             tpr_event_deliver(obj, ev, ev->data);
             free(ev);
         }
@@ -202,6 +205,7 @@ event_post(torpor_object *obj, const struct obj_event *ev, const void *data)
         obj->queue_head = copy;
     }
     obj->queue_tail = copy;
+    obj->rt->stats.events_queued++;
 }
 
 void
@@ -228,6 +232,7 @@ tpr_conn_received(torpor_conn *conn, torpor_msg_kind kind, const void *data,
     if (conn->state != CONN_OPEN) {
         return;     /* nothing is delivered after a close was asked for */
     }
+    conn->object->rt->stats.messages_in++;
     event_post(conn->object, &ev, data);
 }
 

@@ -14,6 +14,7 @@
 
 #include "core/loader.h"
 #include "core/log.h"
+#include "core/loop.h"
 #include "core/object_internal.h"
 #include "core/runtime.h"
 
@@ -173,17 +174,26 @@ object_new(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
 void
 tpr_object_sleep(torpor_object *obj)
 {
-    if (obj->awake && obj->klass->ops.klass.object_destroy != NULL) {
+    if (!obj->awake) {
+        return;
+    }
+    if (obj->klass->ops.klass.object_destroy != NULL) {
         obj->klass->ops.klass.object_destroy(obj->instance);
     }
+    tpr_timer_close(obj->idle_timer);
+    obj->idle_timer = NULL;
     obj->instance = NULL;
     obj->awake = false;
+    obj->rt->stats.objects_awake--;
 }
 
 void
 tpr_object_free(torpor_object *obj)
 {
     tpr_object_sleep(obj);
+    if (obj->hibernating) {
+        obj->rt->stats.objects_hibernating--;
+    }
     objects_unlink(obj->rt->objects, obj);
     free(obj->log_ids);
     free(obj);
@@ -203,7 +213,14 @@ tpr_object_wake(torpor_object *obj)
         return err;
     }
     obj->awake = true;
-    tpr_log(TORPOR_LOG_DEBUG, "core", obj->log_ids, "object woke");
+    obj->rt->stats.objects_awake++;
+    obj->rt->stats.wakeups++;
+    if (obj->hibernating) {
+        obj->hibernating = false;
+        obj->rt->stats.objects_hibernating--;
+        tpr_log(TORPOR_LOG_INFO, "core", obj->log_ids, "object woke from hibernation");
+    }
+    tpr_object_idle_start(obj);
     return TORPOR_OK;
 }
 

@@ -70,6 +70,9 @@ struct torpor_object {
     torpor_object *hash_next;
     void *instance;
     bool awake;
+    bool hibernating;           /* freed by hibernation, connections kept */
+    uint64_t last_active_ms;    /* of the last event, for hibernation */
+    torpor_timer *idle_timer;   /* while awake, if the class hibernates */
 
     /*
      * depth counts entries into the object (a delivery, a host call from
@@ -114,6 +117,12 @@ bool tpr_object_gated(const torpor_object *obj);
  */
 torpor_err tpr_object_wake(torpor_object *obj);
 void tpr_object_sleep(torpor_object *obj);
+
+/*
+ * tpr_object_idle_start arms hibernation for a freshly woken object whose
+ * class hibernates; hibernate.c.
+ */
+void tpr_object_idle_start(torpor_object *obj);
 
 /* tpr_object_free unlinks and frees an object that nothing refers to. */
 void tpr_object_free(torpor_object *obj);

@@ -393,6 +393,7 @@ commit_on_done(void *arg, torpor_err err)
     if (err == TORPOR_OK) {
         tpr_output_release(obj);
     } else {
+        obj->rt->stats.commits_failed++;
         tpr_log(TORPOR_LOG_WARN, "core", obj->log_ids, "could not commit %zu writes: %s; dropping the messages they held and resetting the object", req->batch.n, tpr_strerror(err));
         tpr_output_drop(obj);
         tpr_object_sleep(obj);

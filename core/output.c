@@ -16,6 +16,7 @@
 #include "core/loader.h"
 #include "core/log.h"
 #include "core/object_internal.h"
+#include "core/runtime.h"
 
 /* output_held: whether a send now must wait for the current commit. */
 static bool
@@ -64,6 +65,7 @@ output_send_now(torpor_conn *conn, torpor_msg_kind kind, const void *data,
     }
     err = t->frame_send(conn->tconn, frame);
     t->frame_release(frame);
+    conn->object->rt->stats.messages_out += err == TORPOR_OK;
     return err;
 }
 
@@ -110,7 +112,8 @@ output_broadcast_now(torpor_object *obj, torpor_msg_kind kind,
             }
         }
         /* A refused send closes that connection; the room goes on. */
-        (void)t->frame_send(c->tconn, frame);
+        obj->rt->stats.messages_out +=
+            t->frame_send(c->tconn, frame) == TORPOR_OK;
         if (owned) {
             t->frame_release(frame);
         }

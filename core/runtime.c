@@ -121,6 +121,18 @@ runtime_configure_plugins(struct tpr_runtime *rt, struct tpr_diag *diag)
         if (!p->created) {
             continue;
         }
+        /* A key of the core's in every class section. */
+        if (p->desc.kind == TORPOR_KIND_CLASS
+            && strcmp(e->key, "hibernate_after_ms") == 0) {
+            uint64_t ms;
+            if (tpr_config_parse_uint(e->value, 0, 86400000, &ms)
+                != TORPOR_OK) {
+                tpr_diag_add(diag, cfg->path, e->line, "bad value \"%s\" for \"hibernate_after_ms\" in section [class.%s]: expected milliseconds from 0 (never) to 86400000", e->value, e->plugin);
+            } else {
+                p->ops.klass.hibernate_after_ms = (uint32_t)ms;
+            }
+            continue;
+        }
         if (p->desc.configure == NULL) {
             tpr_diag_add(diag, cfg->path, e->line, "unknown key \"%s\" in section [%s.%s]: the plugin takes no settings", e->key, e->kind, e->plugin);
             continue;
@@ -343,7 +355,8 @@ tpr_runtime_run(struct tpr_runtime *rt)
         }
     }
     torpor_err err = tpr_loop_run(rt->loop);
-    tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "stopped");
+    const struct tpr_stats *st = &rt->stats;
+    tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "stopped: %llu wakeups, %llu hibernations, %llu messages in, %llu out, %llu failed commits", (unsigned long long)st->wakeups, (unsigned long long)st->hibernations, (unsigned long long)st->messages_in, (unsigned long long)st->messages_out, (unsigned long long)st->commits_failed);
     return err;
 }
 

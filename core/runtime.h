@@ -26,6 +26,21 @@ struct tpr_route {
     struct torpor_plugin_ctx *klass;
 };
 
+/*
+ * Counters of what the runtime does, for logs now and /metrics later.
+ * Main loop only (there is one loop).
+ */
+struct tpr_stats {
+    uint64_t objects_awake;     /* gauges */
+    uint64_t objects_hibernating;
+    uint64_t events_queued;
+    uint64_t wakeups;           /* counters */
+    uint64_t hibernations;
+    uint64_t messages_in;
+    uint64_t messages_out;
+    uint64_t commits_failed;
+};
+
 struct tpr_runtime {
     struct tpr_config *cfg;
     torpor_loop *loop;
@@ -39,6 +54,7 @@ struct tpr_runtime {
     struct tpr_storage storage;  /* the backend [storage] names */
 
     struct tpr_objects *objects;
+    struct tpr_stats stats;
     size_t nconns;              /* attached connections, all objects */
     uint64_t next_conn_id;
 

@@ -73,10 +73,23 @@ struct torpor_class_ops {
 
     /*
      * hibernate: the object is about to leave memory; its connections stay
-     * open.  Save nothing here that a crash must not lose.  Optional.
+     * open.  Storage calls are not allowed here: whatever must survive was
+     * written by the events before.  Optional.
      */
     torpor_err (*hibernate)(void *instance);
+
+    /*
+     * hibernate_after_ms: how long an object of this class stays in memory
+     * with nothing to do (no event, no storage operation in flight) before
+     * the core calls hibernate and frees its instance.  Its connections
+     * stay open; the next event wakes it through object_create.  0 never
+     * hibernates, which is right for a class that keeps state only in its
+     * instance.  TORPOR_HIBERNATE_DEFAULT_MS is the usual choice.
+     */
+    uint32_t hibernate_after_ms;
 };
+
+#define TORPOR_HIBERNATE_DEFAULT_MS 10000
 
 #ifdef __cplusplus
 }

@@ -319,6 +319,7 @@ static const struct torpor_class_ops chat_ops = {
     .open = chat_open,
     .message = chat_message,
     .close = chat_close,
+    .hibernate_after_ms = TORPOR_HIBERNATE_DEFAULT_MS,
 };
 
 static const struct torpor_plugin chat_plugin = {

@@ -41,6 +41,7 @@ static const struct torpor_class_ops echo_ops = {
     .size = sizeof(struct torpor_class_ops),
     .object_create = echo_object_create,
     .message = echo_message,
+    .hibernate_after_ms = TORPOR_HIBERNATE_DEFAULT_MS,
 };
 
 static const struct torpor_plugin echo_plugin = {

@@ -44,6 +44,7 @@ static const struct torpor_class_ops relay_ops = {
     .size = sizeof(struct torpor_class_ops),
     .object_create = relay_object_create,
     .message = relay_message,
+    .hibernate_after_ms = TORPOR_HIBERNATE_DEFAULT_MS,
 };
 
 static const struct torpor_plugin relay_plugin = {

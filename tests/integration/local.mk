@@ -10,6 +10,7 @@ INTEGRATION_TESTS = \
 	tests/integration/test_daemon.py \
 	tests/integration/test_chat.py \
 	tests/integration/test_crash.py \
+	tests/integration/test_hibernate.py \
 	tests/node/relay.test.mjs \
 	tests/out_of_tree/run.sh
 
