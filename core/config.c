@@ -206,6 +206,8 @@ config_set_defaults(struct tpr_config *cfg)
 
     cfg->log_level = TORPOR_LOG_NOTICE;
     cfg->shutdown_timeout_ms = 5000;
+    cfg->alarm_poll_ms = 250;
+    cfg->alarm_retry_ms = 250;
     cfg->max_key_bytes = 2048;
     cfg->max_value_bytes = 131072;
     cfg->plugin_path = strdup(TORPOR_PLUGIN_DIR);
@@ -252,6 +254,16 @@ config_core_key(struct config_parse *p, const char *key, const char *value)
         if (tpr_config_parse_uint(value, 0, 3600000,
                                   &cfg->shutdown_timeout_ms) != TORPOR_OK) {
             tpr_diag_add(p->diag, file, p->line, "bad shutdown_timeout_ms \"%s\": expected milliseconds from 0 to 3600000", value);
+        }
+    } else if (strcmp(key, "alarm_retry_ms") == 0) {
+        if (tpr_config_parse_uint(value, 1, 3600000, &cfg->alarm_retry_ms)
+            != TORPOR_OK) {
+            tpr_diag_add(p->diag, file, p->line, "bad alarm_retry_ms \"%s\": expected milliseconds from 1 to 3600000", value);
+        }
+    } else if (strcmp(key, "alarm_poll_ms") == 0) {
+        if (tpr_config_parse_uint(value, 10, 60000, &cfg->alarm_poll_ms)
+            != TORPOR_OK) {
+            tpr_diag_add(p->diag, file, p->line, "bad alarm_poll_ms \"%s\": expected milliseconds from 10 to 60000", value);
         }
     } else {
         tpr_diag_add(p->diag, file, p->line, "unknown key \"%s\" in section [core]", key);

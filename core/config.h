@@ -47,6 +47,8 @@ struct tpr_config {
     size_t nplugins;
     unsigned plugins_line;
     uint64_t shutdown_timeout_ms;
+    uint64_t alarm_poll_ms;     /* how often storage is asked for due alarms */
+    uint64_t alarm_retry_ms;    /* first backoff of a failed alarm; doubles */
 
     char *storage_backend;      /* the storage plugin's name */
     unsigned storage_backend_line;

@@ -84,6 +84,21 @@ event_call(torpor_object *obj, const struct obj_event *ev, const void *data)
                              ev->clean);
         }
         break;
+    case OBJ_EV_ALARM:
+        what = "alarm";
+        /* The alarm state is found again by name: it may have been freed
+         * and remade while the event waited. */
+        obj->alarm_current = NULL;
+        for (struct obj_alarm *a = obj->alarms; a != NULL; a = a->next) {
+            if (a->len + 1 == ev->len && memcmp(a->name, data, a->len) == 0) {
+                obj->alarm_current = a;
+            }
+        }
+        err = ops->alarm != NULL
+                  ? ops->alarm(obj->instance, data, ev->retry)
+                  : TORPOR_EUNSUPPORTED;
+        obj->alarm_failed = err != TORPOR_OK;
+        break;
     }
     if (err != TORPOR_OK) {
         event_handler_failed(obj, conn, what, err);
@@ -110,6 +125,8 @@ tpr_event_deliver(torpor_object *obj, const struct obj_event *ev,
             obj->in_event = false;
             if (ev->type == OBJ_EV_CLOSE) {
                 event_forget_conn(obj, ev->conn);
+            } else if (ev->type == OBJ_EV_ALARM) {
+                tpr_alarm_abandon(obj, ev->data, ev->len - 1);
             } else {
                 tpr_conn_close(ev->conn, TORPOR_CLOSE_INTERNAL, "", 0);
             }
@@ -150,6 +167,7 @@ tpr_event_settle(torpor_object *obj)
         }
     }
     obj->in_event = false;
+    tpr_alarm_event_end(obj);
     if (obj->batch.n > 0) {
         tpr_storage_commit_event(obj);
     }
@@ -206,6 +224,19 @@ event_post(torpor_object *obj, const struct obj_event *ev, const void *data)
     }
     obj->queue_tail = copy;
     obj->rt->stats.events_queued++;
+}
+
+void
+tpr_event_post_alarm(torpor_object *obj, struct obj_alarm *a)
+{
+    struct obj_event ev = {
+        .type = OBJ_EV_ALARM, .retry = a->retry, .len = a->len,
+    };
+
+    /* The name goes with its NUL: handlers get a C string. */
+    ev.len = a->len + 1;
+    event_post(obj, &ev, a->name);
+    obj->rt->stats.alarms_fired++;
 }
 
 void

@@ -109,4 +109,8 @@ tpr_host_init(struct torpor_host *host)
     host->storage_list = tpr_object_storage_list;
     host->storage_put = tpr_object_storage_put;
     host->storage_delete = tpr_object_storage_delete;
+    host->alarm_set = tpr_object_alarm_set;
+    host->alarm_delete = tpr_object_alarm_delete;
+    host->alarm_list = tpr_object_alarm_list;
+    host->wall_ms = tpr_wall_ms;
 }

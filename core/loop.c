@@ -70,6 +70,12 @@ loop_on_tasks(evutil_socket_t fd, short what, void *arg)
 }
 
 void
+tpr_loop_run_tasks(torpor_loop *loop)
+{
+    loop_on_tasks(-1, 0, loop);
+}
+
+void
 tpr_loop_post(torpor_loop *loop, torpor_task *task)
 {
     bool wake;
@@ -303,5 +309,14 @@ tpr_now_ms(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t
+tpr_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }

@@ -37,8 +37,17 @@ void tpr_timer_arm(torpor_timer *timer, uint64_t after_ms);
 void tpr_timer_disarm(torpor_timer *timer);
 void tpr_timer_close(torpor_timer *timer);
 
+/*
+ * tpr_loop_run_tasks runs the tasks posted so far, outside the loop: at
+ * shutdown, so that completions reach objects before they are freed.
+ */
+void tpr_loop_run_tasks(torpor_loop *loop);
+
 /* tpr_loop_post: the host's loop_post; any thread. */
 void tpr_loop_post(torpor_loop *loop, torpor_task *task);
+
+/* tpr_wall_ms: CLOCK_REALTIME in milliseconds since 1970. */
+uint64_t tpr_wall_ms(void);
 
 /* tpr_now_ms: CLOCK_MONOTONIC in milliseconds. */
 uint64_t tpr_now_ms(void);

@@ -191,6 +191,7 @@ void
 tpr_object_free(torpor_object *obj)
 {
     tpr_object_sleep(obj);
+    tpr_alarms_free(obj);
     if (obj->hibernating) {
         obj->rt->stats.objects_hibernating--;
     }
@@ -238,6 +239,20 @@ tpr_conn_unlink(torpor_conn *conn)
         conn->next->prev = conn->prev;
     }
     obj->nconns--;
+}
+
+torpor_err
+tpr_object_get(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
+               const void *name, size_t name_len, torpor_object **out)
+{
+    struct tpr_object_id id;
+
+    tpr_object_id_derive(klass->desc.name, name, name_len, &id);
+    *out = objects_find(rt->objects, &id, klass, name, name_len);
+    if (*out != NULL) {
+        return TORPOR_OK;
+    }
+    return object_new(rt, klass, &id, name, name_len, out);
 }
 
 torpor_err
@@ -393,6 +408,7 @@ tpr_objects_free(struct tpr_objects *t)
                 free(c);
             }
             free(obj->parked);
+            tpr_alarms_free(obj);
             tpr_output_drop(obj);
             tpr_batch_clear(&obj->batch);
             tpr_object_sleep(obj);

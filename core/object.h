@@ -88,6 +88,13 @@ torpor_err tpr_object_storage_put(torpor_object *object, torpor_bytes key,
                                   torpor_bytes value);
 torpor_err tpr_object_storage_delete(torpor_object *object, torpor_bytes key);
 
+/* The host table's alarm members; see torpor/host.h.  alarm.c. */
+torpor_err tpr_object_alarm_set(torpor_object *object, torpor_bytes name,
+                                uint64_t time_ms);
+torpor_err tpr_object_alarm_delete(torpor_object *object, torpor_bytes name);
+torpor_err tpr_object_alarm_list(torpor_object *object,
+                                 torpor_storage_alarms_cb cb, void *arg);
+
 /*
  * tpr_log_ids writes the ids a log line carries for object and conn
  * (either may be NULL): 'object="relay/lobby" conn=42'.  Returns buf, or

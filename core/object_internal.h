@@ -32,18 +32,36 @@ struct torpor_conn {
     bool opened;                /* the class was told of the open */
 };
 
-enum obj_event_type { OBJ_EV_OPEN, OBJ_EV_MESSAGE, OBJ_EV_CLOSE };
+enum obj_event_type { OBJ_EV_OPEN, OBJ_EV_MESSAGE, OBJ_EV_CLOSE, OBJ_EV_ALARM };
 
-/* A queued event; data holds the message or the close reason. */
+/*
+ * A queued event; data holds the message, the close reason or the alarm's
+ * name (NUL-terminated).
+ */
 struct obj_event {
     struct obj_event *next;
-    torpor_conn *conn;
+    torpor_conn *conn;          /* NULL for an alarm */
     uint8_t type;
     uint8_t kind;
     bool clean;
     uint16_t code;
+    uint32_t retry;             /* an alarm's earlier failed attempts */
     size_t len;
     uint8_t data[];
+};
+
+/*
+ * What the core remembers of one alarm of an awake object: how often its
+ * handler failed, and whether an event for it is on its way, so that the
+ * poller does not fire it twice.
+ */
+struct obj_alarm {
+    struct obj_alarm *next;
+    uint32_t retry;
+    bool inflight;              /* queued, running, or being committed */
+    bool committing;            /* its outcome is in the commit in flight */
+    size_t len;
+    char name[];
 };
 
 /* The writes of the current event, owned copies, in order. */
@@ -91,6 +109,10 @@ struct torpor_object {
     struct obj_batch batch;
     struct obj_held *held_head;
     struct obj_held *held_tail;
+
+    struct obj_alarm *alarms;   /* fired lately; see alarm.c */
+    struct obj_alarm *alarm_current;    /* the event being run, if any */
+    bool alarm_failed;          /* its handler returned an error */
 
     torpor_conn *conns;
     size_t nconns;
@@ -144,6 +166,38 @@ void tpr_output_drop(torpor_object *obj);
 
 /* tpr_batch_clear frees the buffered writes of the current event. */
 void tpr_batch_clear(struct obj_batch *b);
+
+/* tpr_batch_add copies one write into the current event's batch. */
+torpor_err tpr_batch_add(struct obj_batch *b, uint32_t kind, torpor_bytes key,
+                         torpor_bytes value, uint64_t time_ms);
+
+/*
+ * tpr_object_get finds the object (klass, name) or makes it.  Main loop.
+ */
+torpor_err tpr_object_get(struct tpr_runtime *rt,
+                          struct torpor_plugin_ctx *klass, const void *name,
+                          size_t name_len, torpor_object **out);
+
+/*
+ * tpr_event_post_alarm queues or delivers the alarm event for a; the
+ * object owns a.  event.c.
+ */
+void tpr_event_post_alarm(torpor_object *obj, struct obj_alarm *a);
+
+/*
+ * alarm.c: tpr_alarm_event_end adds the outcome of the alarm event that
+ * just ended to the batch; tpr_alarm_committed settles alarms after the
+ * commit; tpr_alarms_free forgets an object's alarm state.
+ */
+void tpr_alarm_event_end(torpor_object *obj);
+void tpr_alarm_committed(torpor_object *obj, bool ok);
+void tpr_alarms_free(torpor_object *obj);
+
+/*
+ * tpr_alarm_abandon forgets that the alarm name is on its way, when its
+ * event could not run; the poller fires it again.
+ */
+void tpr_alarm_abandon(torpor_object *obj, const void *name, size_t len);
 
 /* tpr_storage_commit_event commits the event's batch; see host.h. */
 void tpr_storage_commit_event(torpor_object *obj);

@@ -98,10 +98,10 @@ tpr_batch_clear(struct obj_batch *b)
     b->cap = 0;
 }
 
-/* batch_add copies one write, key and value in one allocation. */
-static torpor_err
-batch_add(struct obj_batch *b, uint32_t kind, torpor_bytes key,
-          torpor_bytes value)
+/* tpr_batch_add copies one write, key and value in one allocation. */
+torpor_err
+tpr_batch_add(struct obj_batch *b, uint32_t kind, torpor_bytes key,
+              torpor_bytes value, uint64_t time_ms)
 {
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 8;
@@ -126,6 +126,7 @@ batch_add(struct obj_batch *b, uint32_t kind, torpor_bytes key,
         .kind = kind,
         .key = {.data = copy, .len = key.len},
         .value = {.data = copy + key.len, .len = value.len},
+        .time_ms = time_ms,
     };
     return TORPOR_OK;
 }
@@ -360,7 +361,7 @@ tpr_object_storage_put(torpor_object *obj, torpor_bytes key,
     if (err != TORPOR_OK) {
         return err;
     }
-    return batch_add(&obj->batch, TORPOR_WRITE_PUT, key, value);
+    return tpr_batch_add(&obj->batch, TORPOR_WRITE_PUT, key, value, 0);
 }
 
 torpor_err
@@ -372,7 +373,7 @@ tpr_object_storage_delete(torpor_object *obj, torpor_bytes key)
     if (err != TORPOR_OK) {
         return err;
     }
-    return batch_add(&obj->batch, TORPOR_WRITE_DELETE, key, none);
+    return tpr_batch_add(&obj->batch, TORPOR_WRITE_DELETE, key, none, 0);
 }
 
 /* ---- commit ---- */
@@ -390,6 +391,7 @@ commit_on_done(void *arg, torpor_err err)
 
     tpr_object_enter(obj);
     obj->committing = false;
+    tpr_alarm_committed(obj, err == TORPOR_OK);
     if (err == TORPOR_OK) {
         tpr_output_release(obj);
     } else {
@@ -410,6 +412,7 @@ tpr_storage_commit_event(torpor_object *obj)
     struct commit_req *req = malloc(sizeof(*req));
 
     if (req == NULL) {
+        tpr_alarm_committed(obj, false);
         tpr_log(TORPOR_LOG_ERR, "core", obj->log_ids, "could not commit: out of memory; resetting the object");
         tpr_batch_clear(&obj->batch);
         tpr_output_drop(obj);
@@ -427,6 +430,7 @@ tpr_storage_commit_event(torpor_object *obj)
     if (err != TORPOR_OK) {
         /* Refused before the backend saw it: the same as a failed commit. */
         obj->committing = false;
+        tpr_alarm_committed(obj, false);
         tpr_log(TORPOR_LOG_WARN, "core", obj->log_ids, "could not commit %zu writes: %s; resetting the object", req->batch.n, tpr_strerror(err));
         tpr_output_drop(obj);
         tpr_object_sleep(obj);

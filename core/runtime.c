@@ -238,8 +238,18 @@ tpr_runtime_start(struct tpr_runtime *rt)
             }
         }
     }
+    if (rt->storage.plugin != NULL && tpr_alarms_start(rt) != TORPOR_OK) {
+        tpr_log(TORPOR_LOG_ERR, "core", NULL, "could not start the alarm poller: out of memory");
+        return TORPOR_ENOMEM;
+    }
     tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "torpord %s ready: %zu plugins, %zu routes, plugin ABI %u.%u", PACKAGE_VERSION, rt->nplugins, rt->nroutes, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
     return TORPOR_OK;
+}
+
+struct torpor_plugin_ctx *
+tpr_runtime_class(const struct tpr_runtime *rt, const char *name)
+{
+    return runtime_plugin(rt, "class", name);
 }
 
 const struct tpr_route *
@@ -280,6 +290,7 @@ tpr_runtime_stop(struct tpr_runtime *rt)
         return;
     }
     rt->stopping = true;
+    tpr_alarms_stop(rt);
     tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "shutting down: closing %zu connections", rt->nconns);
     for (size_t i = 0; i < rt->nplugins; i++) {
         struct torpor_plugin_ctx *p = rt->plugins[i];
@@ -372,14 +383,15 @@ tpr_runtime_free(struct tpr_runtime *rt)
         }
     }
     tpr_timer_close(rt->shutdown_timer);
+    tpr_alarms_stop(rt);
     /*
-     * Storage first: it finishes what is queued, and its completions run
-     * from the loop's task queue (in tpr_loop_free at the latest) while
-     * the code they call is still loaded.  Instances go before their
-     * classes' code is unloaded.
+     * Storage first: it finishes what is queued, and its completions,
+     * posted to the loop, run right after, while the objects they reach
+     * still exist.  Instances go before their classes' code is unloaded.
      */
     if (rt->storage.plugin != NULL) {
         tpr_plugin_destroy(rt->storage.plugin);
+        tpr_loop_run_tasks(rt->loop);
     }
     tpr_objects_free(rt->objects);
     for (size_t i = rt->nplugins; i > 0; i--) {

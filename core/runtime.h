@@ -39,6 +39,8 @@ struct tpr_stats {
     uint64_t messages_in;
     uint64_t messages_out;
     uint64_t commits_failed;
+    uint64_t alarms_fired;
+    uint64_t alarms_failed;
 };
 
 struct tpr_runtime {
@@ -57,6 +59,9 @@ struct tpr_runtime {
     struct tpr_stats stats;
     size_t nconns;              /* attached connections, all objects */
     uint64_t next_conn_id;
+
+    torpor_timer *alarm_timer;  /* polls storage for due alarms */
+    bool alarm_polling;         /* a poll is in flight */
 
     bool stopping;
     int exit_status;
@@ -107,6 +112,17 @@ const struct tpr_route *tpr_runtime_route(const struct tpr_runtime *rt,
 
 /* tpr_runtime_conn_gone: a connection left; may finish a shutdown. */
 void tpr_runtime_conn_gone(struct tpr_runtime *rt);
+
+/*
+ * tpr_alarms_start starts polling the backend for due alarms every
+ * cfg->alarm_poll_ms; tpr_alarms_stop stops it.  alarm.c.
+ */
+torpor_err tpr_alarms_start(struct tpr_runtime *rt);
+void tpr_alarms_stop(struct tpr_runtime *rt);
+
+/* tpr_runtime_class finds a loaded class plugin by name; NULL if none. */
+struct torpor_plugin_ctx *tpr_runtime_class(const struct tpr_runtime *rt,
+                                            const char *name);
 
 /* tpr_host_init fills the host table plugins receive. */
 void tpr_host_init(struct torpor_host *host);

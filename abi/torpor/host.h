@@ -213,6 +213,38 @@ struct torpor_host {
     torpor_err (*storage_put)(torpor_object *object, torpor_bytes key,
                               torpor_bytes value);
     torpor_err (*storage_delete)(torpor_object *object, torpor_bytes key);
+
+    /* ---- class side: the object's alarms, within its current event ---- */
+
+    /*
+     * An object may have several alarms, each with a name (UTF-8 text
+     * without NUL, at most the storage key limit; "" is the default alarm
+     * for the simple case).  Setting and deleting are buffered writes of
+     * the current event, committed with its other writes, so an alarm and
+     * the state it acts on change together.  When an alarm is due the core
+     * wakes the object and calls the class's alarm handler with its name
+     * and the number of failed attempts so far; if the handler succeeds the
+     * alarm is deleted (unless the handler set it again), if it fails the
+     * alarm is retried with exponential backoff (at least six times):
+     * delivery is at least once.  Alarms live in storage and survive a
+     * restart of torpord.  time_ms is wall-clock time, as wall_ms reads.
+     * TORPOR_ESTATE outside an event; TORPOR_EINVAL for a name with NUL;
+     * TORPOR_ELIMIT for a name over the key limit.
+     */
+    torpor_err (*alarm_set)(torpor_object *object, torpor_bytes name,
+                            uint64_t time_ms);
+    torpor_err (*alarm_delete)(torpor_object *object, torpor_bytes name);
+
+    /*
+     * alarm_list reads the object's alarms, with the current event's own
+     * changes applied; like storage_get, its callback runs within the
+     * event.
+     */
+    torpor_err (*alarm_list)(torpor_object *object,
+                             torpor_storage_alarms_cb cb, void *arg);
+
+    /* wall_ms: the wall clock, milliseconds since 1970.  Any thread. */
+    uint64_t (*wall_ms)(void);
 };
 
 /* TORPOR_HOST_HAS: whether this core's table reaches member fn. */

@@ -33,6 +33,14 @@
 /* "host=... port=... dbname=..." as logs show the server; never secrets. */
 #define PG_TARGET_MAX 320
 
+/*
+ * The most commits one transaction carries, and the most parameter bytes
+ * (a single larger commit still goes, alone).  A group that fails is sent
+ * again in parts, so a bigger group costs more when one of it fails.
+ */
+#define PG_GROUP_MAX_OPS 64
+#define PG_GROUP_MAX_BYTES (1024 * 1024)
+
 /* Disconnect and connect-failure WARN lines allowed per window. */
 #define PG_WARN_PER_WINDOW 5
 #define PG_WARN_WINDOW_MS 10000
@@ -108,7 +116,8 @@ struct pg_loop;
  * A queued operation.  It is on exactly one queue at a time: a
  * connection's waiting or in-flight queue, or its loop's held queue.
  * Commits and drops are also on their loop's list of outstanding writes
- * until they complete.
+ * until they complete.  A commit sent in a group that failed goes back to
+ * its connection's waiting queue, reset, to be sent again.
  */
 struct pg_op {
     torpor_task task; /* delivers the completion after destroy */
@@ -119,12 +128,17 @@ struct pg_op {
     uint8_t kind; /* enum pg_op_kind */
     bool is_write;
     bool has_object;
-    bool cur_seen;  /* a result of stmts[cur] has arrived */
-    torpor_err err; /* the first failure of a statement */
+    bool cur_seen;   /* a result of stmts[cur] has arrived */
+    bool sync_after; /* a Sync follows it: it ends its transaction */
+    bool in_group;   /* sent in one transaction with other commits */
+    bool alone;      /* failed a group: goes in a transaction of its own */
+    bool culprit;    /* one of its statements failed at the server */
+    torpor_err err;  /* the first failure of a statement */
     uint64_t seq;   /* queue order on its loop */
     uint64_t deadline_ms;
     uint32_t n_stmts;
     uint32_t cur; /* the statement whose results arrive now */
+    size_t bytes; /* parameter bytes, for PG_GROUP_MAX_BYTES */
     struct pg_stmt *stmts;
     PGresult **res; /* reads: one result per statement, else NULL */
     union {
@@ -179,7 +193,8 @@ enum pg_conn_state {
 /*
  * One connection of a loop's pool.  Ops of one object always use the same
  * connection, and a pipeline answers in the order it was sent, so per-
- * object order needs no other bookkeeping.
+ * object order needs no other bookkeeping.  Commits that wait together
+ * are sent as one transaction (see pg_conn.c).
  */
 struct pg_conn {
     struct pg_loop *lp;
@@ -193,6 +208,9 @@ struct pg_conn {
     uint32_t index;
     uint32_t attempts; /* failed attempts since the last READY */
     uint64_t when_ms;
+    bool group_inflight; /* a group of commits is unanswered: send none */
+    uint32_t writes_inflight; /* commits and drops in inflight */
+    struct pg_op *reading;    /* the op results arrive for; NULL: head */
     struct pg_queue waiting;  /* not sent yet, queue order */
     struct pg_queue inflight; /* sent, answered in this order */
 };
@@ -209,6 +227,7 @@ struct pg_loop {
     uint64_t rand; /* backoff jitter; xorshift state */
     uint32_t rr;   /* round robin of cross-object reads */
     bool in_tick;
+    uint32_t defer; /* inside our io or timer callback: send at its end */
     struct pg_op *writes_head; /* outstanding commits and drops */
     struct pg_op *writes_tail;
     struct pg_queue held; /* cross-object reads not yet sent */
@@ -368,6 +387,13 @@ void pg_loop_complete(struct pg_op *op, torpor_err err);
 void pg_loop_release(struct pg_loop *lp);
 
 /*
+ * pg_loop_pump sends what waits on each connection of lp, as far as it
+ * may go (pg_conn_pump).  At the end of the plugin's io and timer
+ * callbacks, so that the commits their completions queue go together.
+ */
+void pg_loop_pump(struct pg_loop *lp);
+
+/*
  * pg_loop_arm makes the timer run by at_ms (0: at once).  While the timer
  * callback runs it does nothing: the callback rearms when it ends.
  */
@@ -396,10 +422,20 @@ void pg_conn_init(struct pg_conn *c, struct pg_loop *lp, uint32_t index);
 void pg_conn_start(struct pg_conn *c);
 
 /*
- * pg_conn_submit sends op at once when c is ready and nothing waits before
- * it; otherwise op waits for the next connection.  Never calls back.
+ * pg_conn_submit queues op on c and sends what may go now (pg_conn_pump).
+ * Never calls back.
  */
 void pg_conn_submit(struct pg_conn *c, struct pg_op *op);
+
+/*
+ * pg_conn_pump sends the ops waiting on c, in queue order, while c is
+ * ready: commits in groups, one transaction each, other ops alone.  A
+ * commit waits while another write of c is unanswered, so that the ones
+ * queued meanwhile join it, and nothing goes while a group is unanswered.
+ * Does nothing inside the loop's own callbacks, which pump at their end.
+ * Never calls back.
+ */
+void pg_conn_pump(struct pg_conn *c);
 
 /* pg_conn_is_ready: connected, prepared or preparing, not broken. */
 bool pg_conn_is_ready(const struct pg_conn *c);
@@ -422,8 +458,9 @@ void pg_conn_tick(struct pg_conn *c, uint64_t now);
 uint64_t pg_conn_next_ms(const struct pg_conn *c);
 
 /*
- * pg_conn_drain blocks until every op c has sent is answered, c fails, or
- * the first unanswered op's deadline passes.  Only from destroy.
+ * pg_conn_drain sends what waits on a ready c, without holding commits
+ * back, and blocks until every op sent is answered, c fails, or the first
+ * unanswered op's deadline passes.  Only from destroy.
  */
 void pg_conn_drain(struct pg_conn *c);
 

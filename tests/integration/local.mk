@@ -11,6 +11,7 @@ INTEGRATION_TESTS = \
 	tests/integration/test_chat.py \
 	tests/integration/test_crash.py \
 	tests/integration/test_hibernate.py \
+	tests/integration/test_alarms.py \
 	tests/node/relay.test.mjs \
 	tests/out_of_tree/run.sh
 
