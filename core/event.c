@@ -110,7 +110,7 @@ static void
 event_forget_conn(torpor_object *obj, torpor_conn *conn)
 {
     tpr_conn_unlink(conn);
-    free(conn);
+    tpr_conn_free(conn);
     tpr_runtime_conn_gone(obj->rt);
 }
 
@@ -264,6 +264,9 @@ tpr_conn_received(torpor_conn *conn, torpor_msg_kind kind, const void *data,
         return;     /* nothing is delivered after a close was asked for */
     }
     conn->object->rt->stats.messages_in++;
+    if (tpr_auto_respond(conn, kind, data, len)) {
+        return;
+    }
     event_post(conn->object, &ev, data);
 }
 

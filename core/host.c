@@ -113,4 +113,13 @@ tpr_host_init(struct torpor_host *host)
     host->alarm_delete = tpr_object_alarm_delete;
     host->alarm_list = tpr_object_alarm_list;
     host->wall_ms = tpr_wall_ms;
+    host->conn_set_tags = tpr_conn_set_tags;
+    host->conn_tags = tpr_conn_tags;
+    host->conn_set_attachment = tpr_conn_set_attachment;
+    host->conn_attachment = tpr_conn_attachment;
+    host->conns = tpr_object_conns;
+    host->broadcast_tag = tpr_object_broadcast_tag;
+    host->class_auto_response = tpr_class_auto_response;
+    host->object_auto_response = tpr_object_auto_response;
+    host->conn_auto_response_ms = tpr_conn_auto_response_ms;
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/loader.h"
+#include "core/object_internal.h"
 
 /* The smallest descriptor this core accepts: everything ABI 1.0 had. */
 #define LOADER_MIN_DESC_SIZE sizeof(struct torpor_plugin)
@@ -214,6 +215,7 @@ tpr_plugin_close(struct torpor_plugin_ctx *p)
         return;
     }
     tpr_plugin_destroy(p);
+    tpr_auto_table_free(p->auto_responses);
     /* Under ASan, keep the code mapped so leak reports can name plugins. */
     if (p->dl != NULL && getenv("TORPOR_NO_DLCLOSE") == NULL) {
         dlclose(p->dl);

@@ -28,6 +28,7 @@ struct torpor_plugin_ctx {
         struct torpor_storage_ops storage;
     } ops;
     void *state;                /* from desc.create */
+    struct tpr_auto_table *auto_responses;  /* a class's, or NULL */
     bool created;               /* create succeeded: destroy is owed */
     struct tpr_runtime *rt;
 };

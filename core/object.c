@@ -192,6 +192,7 @@ tpr_object_free(torpor_object *obj)
 {
     tpr_object_sleep(obj);
     tpr_alarms_free(obj);
+    tpr_auto_table_free(obj->auto_responses);
     if (obj->hibernating) {
         obj->rt->stats.objects_hibernating--;
     }
@@ -303,6 +304,17 @@ tpr_object_attach(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
     obj->nconns++;
     rt->nconns++;
 
+    torpor_err terr = tpr_conn_tags_from_query(conn, req->query);
+    if (terr != TORPOR_OK) {
+        *http_status = terr == TORPOR_ENOMEM ? 503 : 400;
+        tpr_object_enter(obj);
+        tpr_conn_unlink(conn);
+        tpr_conn_free(conn);
+        rt->nconns--;
+        tpr_object_leave(obj);
+        return terr;
+    }
+
     const struct torpor_class_ops *ops = &klass->ops.klass;
     /* Missing: accept waits for no storage read; an object busy in an event or reading in its constructor still answers at once. */
     if (ops->accept != NULL) {
@@ -310,12 +322,14 @@ tpr_object_attach(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
         tpr_object_enter(obj);
         torpor_err err = tpr_object_wake(obj);
         if (err == TORPOR_OK) {
+            conn->accepting = true;
             err = ops->accept(obj->instance, conn, req, &status);
+            conn->accepting = false;
         }
         if (err != TORPOR_OK) {
             *http_status = err == TORPOR_EREFUSED ? status : 500;
             tpr_conn_unlink(conn);
-            free(conn);
+            tpr_conn_free(conn);
             rt->nconns--;
             tpr_object_leave(obj);
             return err == TORPOR_EREFUSED ? err : TORPOR_EREFUSED;
@@ -405,10 +419,11 @@ tpr_objects_free(struct tpr_objects *t)
             while (obj->conns != NULL) {
                 torpor_conn *c = obj->conns;
                 obj->conns = c->next;
-                free(c);
+                tpr_conn_free(c);
             }
             free(obj->parked);
             tpr_alarms_free(obj);
+            tpr_auto_table_free(obj->auto_responses);
             tpr_output_drop(obj);
             tpr_batch_clear(&obj->batch);
             tpr_object_sleep(obj);

@@ -95,6 +95,27 @@ torpor_err tpr_object_alarm_delete(torpor_object *object, torpor_bytes name);
 torpor_err tpr_object_alarm_list(torpor_object *object,
                                  torpor_storage_alarms_cb cb, void *arg);
 
+/* The host table's tag, attachment and auto-response members. */
+torpor_err tpr_conn_set_tags(torpor_conn *conn, const torpor_bytes *tags,
+                             size_t n);
+size_t tpr_conn_tags(const torpor_conn *conn, torpor_bytes *out, size_t max);
+torpor_err tpr_conn_set_attachment(torpor_conn *conn, const void *data,
+                                   size_t len);
+torpor_bytes tpr_conn_attachment(const torpor_conn *conn);
+size_t tpr_object_conns(torpor_object *object, const torpor_bytes *tag,
+                        torpor_conn **out, size_t max);
+torpor_err tpr_object_broadcast_tag(torpor_object *object, torpor_bytes tag,
+                                    torpor_msg_kind kind, const void *data,
+                                    size_t len, const torpor_conn *except);
+torpor_err tpr_class_auto_response(torpor_plugin_ctx *self,
+                                   torpor_msg_kind kind, torpor_bytes request,
+                                   torpor_bytes response);
+torpor_err tpr_object_auto_response(torpor_object *object,
+                                    torpor_msg_kind kind,
+                                    torpor_bytes request,
+                                    torpor_bytes response);
+uint64_t tpr_conn_auto_response_ms(const torpor_conn *conn);
+
 /*
  * tpr_log_ids writes the ids a log line carries for object and conn
  * (either may be NULL): 'object="relay/lobby" conn=42'.  Returns buf, or

@@ -21,6 +21,19 @@ enum conn_state {
     CONN_CLOSED     /* the transport is done with it; close is queued */
 };
 
+/*
+ * What a connection carries beyond its record: made on the first tag,
+ * attachment or auto-response, so a bare connection pays one pointer.
+ */
+struct conn_extra {
+    uint64_t auto_response_ms;
+    uint8_t *attachment;
+    uint32_t attachment_len;
+    uint8_t ntags;
+    uint16_t tag_end[TORPOR_TAGS_MAX];  /* tag i ends at tags + tag_end[i] */
+    uint8_t *tags;
+};
+
 struct torpor_conn {
     torpor_object *object;
     struct torpor_plugin_ctx *transport;
@@ -28,8 +41,16 @@ struct torpor_conn {
     uint64_t id;
     torpor_conn *prev;
     torpor_conn *next;
+    struct conn_extra *extra;   /* NULL until something is set */
     uint8_t state;              /* enum conn_state */
     bool opened;                /* the class was told of the open */
+    bool accepting;             /* in the class's accept: tags may change */
+};
+
+/* Auto-response pairs of a class or an object; see host.h. */
+struct tpr_auto_table {
+    size_t n;
+    struct tpr_auto_pair *pairs[TORPOR_AUTO_RESPONSES_MAX];
 };
 
 enum obj_event_type { OBJ_EV_OPEN, OBJ_EV_MESSAGE, OBJ_EV_CLOSE, OBJ_EV_ALARM };
@@ -77,7 +98,9 @@ struct obj_held {
     torpor_conn *conn;          /* the recipient, or NULL for a broadcast */
     const torpor_conn *except;  /* a broadcast's excluded connection */
     uint8_t kind;
+    bool has_tag;               /* a broadcast to a tag, after data */
     size_t len;
+    size_t tag_len;
     uint8_t data[];
 };
 
@@ -110,6 +133,7 @@ struct torpor_object {
     struct obj_held *held_head;
     struct obj_held *held_tail;
 
+    struct tpr_auto_table *auto_responses;  /* the object's own, or NULL */
     struct obj_alarm *alarms;   /* fired lately; see alarm.c */
     struct obj_alarm *alarm_current;    /* the event being run, if any */
     bool alarm_failed;          /* its handler returned an error */
@@ -151,6 +175,35 @@ void tpr_object_free(torpor_object *obj);
 
 /* tpr_conn_unlink takes conn off its object's list; does not free it. */
 void tpr_conn_unlink(torpor_conn *conn);
+
+/* tpr_conn_free frees a connection record and what it carries. */
+void tpr_conn_free(torpor_conn *conn);
+
+/*
+ * tpr_conn_tags_from_query sets the tags a URL query names (tag=...),
+ * percent-decoded.  TORPOR_EINVAL for a malformed or non-UTF-8 tag,
+ * TORPOR_ELIMIT past the limits.  conn_extra.c.
+ */
+torpor_err tpr_conn_tags_from_query(torpor_conn *conn, torpor_bytes query);
+
+/* tpr_conn_has_tag: whether conn carries tag. */
+bool tpr_conn_has_tag(const torpor_conn *conn, torpor_bytes tag);
+
+/* tpr_output_broadcast_to sends to the open connections match accepts. */
+torpor_err tpr_output_broadcast_to(torpor_object *obj, torpor_msg_kind kind,
+                                   const void *data, size_t len,
+                                   const torpor_conn *except,
+                                   const torpor_bytes *tag);
+
+/*
+ * tpr_auto_respond answers msg from conn if a pair matches; returns true
+ * when it did, and the message must not reach the class.  auto_response.c.
+ */
+bool tpr_auto_respond(torpor_conn *conn, torpor_msg_kind kind,
+                      const void *data, size_t len);
+
+/* tpr_auto_table_free frees a table of pairs. */
+void tpr_auto_table_free(struct tpr_auto_table *t);
 
 /*
  * tpr_event_deliver runs one event's handler with the gate open and depth

@@ -27,9 +27,11 @@ output_held(const torpor_object *obj)
 
 static torpor_err
 output_hold(torpor_object *obj, torpor_conn *conn, const torpor_conn *except,
-            torpor_msg_kind kind, const void *data, size_t len)
+            const torpor_bytes *tag, torpor_msg_kind kind, const void *data,
+            size_t len)
 {
-    struct obj_held *h = malloc(sizeof(*h) + len);
+    size_t tag_len = tag != NULL ? tag->len : 0;
+    struct obj_held *h = malloc(sizeof(*h) + len + tag_len);
 
     if (h == NULL) {
         return TORPOR_ENOMEM;
@@ -39,8 +41,13 @@ output_hold(torpor_object *obj, torpor_conn *conn, const torpor_conn *except,
     h->except = except;
     h->kind = (uint8_t)kind;
     h->len = len;
+    h->has_tag = tag != NULL;
+    h->tag_len = tag_len;
     if (len > 0) {
         memcpy(h->data, data, len);
+    }
+    if (tag_len > 0) {
+        memcpy(h->data + len, tag->data, tag_len);
     }
     if (obj->held_tail != NULL) {
         obj->held_tail->next = h;
@@ -74,7 +81,8 @@ output_send_now(torpor_conn *conn, torpor_msg_kind kind, const void *data,
 
 static torpor_err
 output_broadcast_now(torpor_object *obj, torpor_msg_kind kind,
-                     const void *data, size_t len, const torpor_conn *except)
+                     const void *data, size_t len, const torpor_conn *except,
+                     const torpor_bytes *tag)
 {
     struct {
         struct torpor_plugin_ctx *transport;
@@ -85,7 +93,8 @@ output_broadcast_now(torpor_object *obj, torpor_msg_kind kind,
 
     for (torpor_conn *c = obj->conns; c != NULL; c = c->next) {
         /* Only those the class has heard of: it may greet them first. */
-        if (c == except || c->state != CONN_OPEN || !c->opened) {
+        if (c == except || c->state != CONN_OPEN || !c->opened
+            || (tag != NULL && !tpr_conn_has_tag(c, *tag))) {
             continue;
         }
         const struct torpor_transport_ops *t = &c->transport->ops.transport;
@@ -136,9 +145,26 @@ tpr_conn_send(torpor_conn *conn, torpor_msg_kind kind, const void *data,
     }
     tpr_object_enter(obj);
     if (output_held(obj)) {
-        err = output_hold(obj, conn, NULL, kind, data, len);
+        err = output_hold(obj, conn, NULL, NULL, kind, data, len);
     } else {
         err = output_send_now(conn, kind, data, len);
+    }
+    tpr_object_leave(obj);
+    return err;
+}
+
+torpor_err
+tpr_output_broadcast_to(torpor_object *obj, torpor_msg_kind kind,
+                        const void *data, size_t len,
+                        const torpor_conn *except, const torpor_bytes *tag)
+{
+    torpor_err err;
+
+    tpr_object_enter(obj);
+    if (output_held(obj)) {
+        err = output_hold(obj, NULL, except, tag, kind, data, len);
+    } else {
+        err = output_broadcast_now(obj, kind, data, len, except, tag);
     }
     tpr_object_leave(obj);
     return err;
@@ -148,16 +174,7 @@ torpor_err
 tpr_object_broadcast(torpor_object *obj, torpor_msg_kind kind,
                      const void *data, size_t len, const torpor_conn *except)
 {
-    torpor_err err;
-
-    tpr_object_enter(obj);
-    if (output_held(obj)) {
-        err = output_hold(obj, NULL, except, kind, data, len);
-    } else {
-        err = output_broadcast_now(obj, kind, data, len, except);
-    }
-    tpr_object_leave(obj);
-    return err;
+    return tpr_output_broadcast_to(obj, kind, data, len, except, NULL);
 }
 
 void
@@ -170,7 +187,9 @@ tpr_output_release(torpor_object *obj)
     while (h != NULL) {
         struct obj_held *next = h->next;
         if (h->conn == NULL) {
-            output_broadcast_now(obj, h->kind, h->data, h->len, h->except);
+            torpor_bytes tag = {.data = h->data + h->len, .len = h->tag_len};
+            output_broadcast_now(obj, h->kind, h->data, h->len, h->except,
+                                 h->has_tag ? &tag : NULL);
         } else if (h->conn->state == CONN_OPEN) {
             output_send_now(h->conn, h->kind, h->data, h->len);
         }

@@ -39,6 +39,7 @@ struct tpr_stats {
     uint64_t messages_in;
     uint64_t messages_out;
     uint64_t commits_failed;
+    uint64_t auto_responses;
     uint64_t alarms_fired;
     uint64_t alarms_failed;
 };

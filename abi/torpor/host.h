@@ -245,7 +245,74 @@ struct torpor_host {
 
     /* wall_ms: the wall clock, milliseconds since 1970.  Any thread. */
     uint64_t (*wall_ms)(void);
+
+    /* ---- class side: tags, attachments, listing connections ---- */
+
+    /*
+     * Tags label a connection for the class: up to TORPOR_TAGS_MAX of up
+     * to TORPOR_TAG_MAX_BYTES each, valid UTF-8.  They come from the URL
+     * (?tag=alice&tag=admins, percent-decoded) and the class's accept
+     * handler may replace them with conn_set_tags, only there
+     * (TORPOR_ESTATE elsewhere; TORPOR_ELIMIT past a limit).  An
+     * attachment is up to TORPOR_ATTACHMENT_MAX_BYTES of the class's own
+     * bytes per connection, set and read at any time on the object's
+     * loop.  Both live with the connection, outside the instance, so they
+     * survive hibernation; a connection pays for them only once set.
+     */
+    torpor_err (*conn_set_tags)(torpor_conn *conn, const torpor_bytes *tags,
+                                size_t n);
+    /* conn_tags copies up to max tags into out and returns how many exist. */
+    size_t (*conn_tags)(const torpor_conn *conn, torpor_bytes *out,
+                        size_t max);
+    /* conn_set_attachment replaces the attachment; len 0 removes it. */
+    torpor_err (*conn_set_attachment)(torpor_conn *conn, const void *data,
+                                      size_t len);
+    torpor_bytes (*conn_attachment)(const torpor_conn *conn);
+
+    /*
+     * conns lists the object's open connections, those with tag if tag is
+     * not NULL, whether the object is awake or hibernating: fills up to
+     * max handles into out and returns how many match.
+     */
+    size_t (*conns)(torpor_object *object, const torpor_bytes *tag,
+                    torpor_conn **out, size_t max);
+
+    /* broadcast_tag: broadcast to the connections that carry tag. */
+    torpor_err (*broadcast_tag)(torpor_object *object, torpor_bytes tag,
+                                torpor_msg_kind kind, const void *data,
+                                size_t len, const torpor_conn *except);
+
+    /* ---- class side: auto-response ---- */
+
+    /*
+     * An auto-response pair answers a message that equals request exactly
+     * (same kind, same bytes) with response, from the core, without
+     * waking the object or delivering an event: a heartbeat costs nothing
+     * to a hibernating room.  Pairs of the class (class_auto_response,
+     * from create or any time on the main loop) apply to all its objects;
+     * an object's own pairs (object_auto_response, on its loop) are looked
+     * at first.  An empty response removes the pair.  At most
+     * TORPOR_AUTO_RESPONSES_MAX pairs each, requests and responses of at
+     * most TORPOR_AUTO_RESPONSE_MAX_BYTES.
+     */
+    torpor_err (*class_auto_response)(torpor_plugin_ctx *self,
+                                      torpor_msg_kind kind,
+                                      torpor_bytes request,
+                                      torpor_bytes response);
+    torpor_err (*object_auto_response)(torpor_object *object,
+                                       torpor_msg_kind kind,
+                                       torpor_bytes request,
+                                       torpor_bytes response);
+
+    /* conn_auto_response_ms: wall time of the last auto-response, or 0. */
+    uint64_t (*conn_auto_response_ms)(const torpor_conn *conn);
 };
+
+#define TORPOR_TAGS_MAX 10
+#define TORPOR_TAG_MAX_BYTES 256
+#define TORPOR_ATTACHMENT_MAX_BYTES 16384
+#define TORPOR_AUTO_RESPONSES_MAX 16
+#define TORPOR_AUTO_RESPONSE_MAX_BYTES 1024
 
 /* TORPOR_HOST_HAS: whether this core's table reaches member fn. */
 #define TORPOR_HOST_HAS(host, fn)                                         \

@@ -79,15 +79,16 @@ chat_key_seq(torpor_bytes key, uint64_t *seq)
 }
 
 static void
-chat_send_json(struct chat_room *room, torpor_conn *to,
-               const torpor_conn *except, const char *type, uint64_t conn_id,
-               const uint64_t *seq, int history, const void *text,
-               size_t text_len)
+chat_send_event(struct chat_room *room, torpor_conn *to,
+                const torpor_conn *except, const char *type,
+                uint64_t conn_id, const uint64_t *seq, int history,
+                const torpor_bytes *tags, size_t ntags, const void *text,
+                size_t text_len)
 {
     const struct torpor_host *host = room->chat->host;
     size_t len;
-    char *json = chat_json_event(type, conn_id, seq, history, text, text_len,
-                                 &len);
+    char *json = chat_json_event(type, conn_id, seq, history, tags, ntags,
+                                 text, text_len, &len);
 
     if (json == NULL) {
         host->log(room->chat->self, TORPOR_LOG_ERR, room->object, to, "could not send \"%s\": out of memory", type);
@@ -99,6 +100,29 @@ chat_send_json(struct chat_room *room, torpor_conn *to,
         host->broadcast(room->object, TORPOR_MSG_TEXT, json, len, except);
     }
     free(json);
+}
+
+/* chat_presence announces conn's arrival or departure with its tags. */
+static void
+chat_presence(struct chat_room *room, torpor_conn *to,
+              const torpor_conn *except, const char *type, torpor_conn *conn)
+{
+    const struct torpor_host *host = room->chat->host;
+    torpor_bytes tags[TORPOR_TAGS_MAX];
+    size_t n = host->conn_tags(conn, tags, TORPOR_TAGS_MAX);
+
+    chat_send_event(room, to, except, type, host->conn_id(conn), NULL, 0,
+                    tags, n < TORPOR_TAGS_MAX ? n : TORPOR_TAGS_MAX, NULL, 0);
+}
+
+static void
+chat_send_json(struct chat_room *room, torpor_conn *to,
+               const torpor_conn *except, const char *type, uint64_t conn_id,
+               const uint64_t *seq, int history, const void *text,
+               size_t text_len)
+{
+    chat_send_event(room, to, except, type, conn_id, seq, history, NULL, 0,
+                    text, text_len);
 }
 
 /* ---- waking: find the next sequence number ---- */
@@ -156,7 +180,6 @@ chat_on_history(void *arg, torpor_err err, const torpor_kv *rows, size_t n)
     struct chat_replay *replay = arg;
     struct chat_room *room = replay->room;
     const struct torpor_host *host = room->chat->host;
-    uint64_t id = host->conn_id(replay->conn);
 
     if (err != TORPOR_OK) {
         host->log(room->chat->self, TORPOR_LOG_WARN, room->object, replay->conn, "could not read history: %s", host->strerror(err));
@@ -174,8 +197,8 @@ chat_on_history(void *arg, torpor_err err, const torpor_kv *rows, size_t n)
                        chat_load_u64le(v), &seq, 1, v + 8,
                        row->value.len - 8);
     }
-    chat_send_json(room, replay->conn, NULL, "welcome", id, NULL, 0, NULL, 0);
-    chat_send_json(room, NULL, replay->conn, "join", id, NULL, 0, NULL, 0);
+    chat_presence(room, replay->conn, NULL, "welcome", replay->conn);
+    chat_presence(room, NULL, replay->conn, "join", replay->conn);
     free(replay);
 }
 
@@ -254,8 +277,7 @@ chat_close(void *instance, torpor_conn *conn, uint16_t code,
 {
     struct chat_room *room = instance;
 
-    chat_send_json(room, NULL, conn, "leave", room->chat->host->conn_id(conn),
-                   NULL, 0, NULL, 0);
+    chat_presence(room, NULL, conn, "leave", conn);
     return TORPOR_OK;
 }
 

@@ -27,12 +27,13 @@ struct chat_room {
 
 /*
  * chat_json_event writes {"type":TYPE,"conn":CONN[,"seq":SEQ]
- * [,"history":true][,"text":TEXT]} into a new buffer; text is escaped.
- * Returns NULL when memory runs out.
+ * [,"history":true][,"tags":[...]][,"text":TEXT]} into a new buffer;
+ * strings are escaped; tags are left out when tags is NULL.  Returns NULL
+ * when memory runs out.
  */
 char *chat_json_event(const char *type, uint64_t conn, const uint64_t *seq,
-                      int history, const void *text, size_t text_len,
-                      size_t *out_len);
+                      int history, const torpor_bytes *tags, size_t ntags,
+                      const void *text, size_t text_len, size_t *out_len);
 
 /*
  * chat_history_key writes the storage key of message seq: "h/" and 16 hex

@@ -51,8 +51,8 @@ json_escape(char *out, const unsigned char *p, size_t len)
 
 char *
 chat_json_event(const char *type, uint64_t conn, const uint64_t *seq,
-                int history, const void *text, size_t text_len,
-                size_t *out_len)
+                int history, const torpor_bytes *tags, size_t ntags,
+                const void *text, size_t text_len, size_t *out_len)
 {
     char head[160];
     int n = snprintf(head, sizeof(head), "{\"type\":\"%s\",\"conn\":%" PRIu64,
@@ -65,14 +65,32 @@ chat_json_event(const char *type, uint64_t conn, const uint64_t *seq,
         n += snprintf(head + n, sizeof(head) - (size_t)n, ",\"history\":true");
     }
     size_t body = text != NULL ? json_escaped_len(text, text_len) : 0;
-    /* head, then ,"text":"..." if any, then } and a NUL */
-    size_t total = (size_t)n + (text != NULL ? 10 + body : 0) + 2;
+    /* ,"tags":[ ] and per tag "..", */
+    size_t tags_len = tags != NULL ? 10 : 0;
+    for (size_t i = 0; tags != NULL && i < ntags; i++) {
+        tags_len += 3 + json_escaped_len(tags[i].data, tags[i].len);
+    }
+    /* head, tags, then ,"text":"..." if any, then } and a NUL */
+    size_t total = (size_t)n + tags_len + (text != NULL ? 10 + body : 0) + 2;
     char *out = malloc(total);
     if (out == NULL) {
         return NULL;
     }
     memcpy(out, head, (size_t)n);
     size_t len = (size_t)n;
+    if (tags != NULL) {
+        memcpy(out + len, ",\"tags\":[", 9);
+        len += 9;
+        for (size_t i = 0; i < ntags; i++) {
+            out[len++] = '"';
+            len += json_escape(out + len, tags[i].data, tags[i].len);
+            out[len++] = '"';
+            if (i + 1 < ntags) {
+                out[len++] = ',';
+            }
+        }
+        out[len++] = ']';
+    }
     if (text != NULL) {
         memcpy(out + len, ",\"text\":\"", 9);
         len += 9;

@@ -12,6 +12,7 @@ INTEGRATION_TESTS = \
 	tests/integration/test_crash.py \
 	tests/integration/test_hibernate.py \
 	tests/integration/test_alarms.py \
+	tests/integration/test_connections.py \
 	tests/node/relay.test.mjs \
 	tests/out_of_tree/run.sh
 

@@ -46,9 +46,9 @@ async def recv_json(ws):
     return json.loads(raw)
 
 
-async def join(d, room):
+async def join(d, room, query=""):
     """Connect; return (ws, history messages, own conn id)."""
-    ws = await connect(d, "/chat/" + room)
+    ws = await connect(d, "/chat/" + room + query)
     history = []
     while True:
         ev = await recv_json(ws)
@@ -94,8 +94,8 @@ async def history_replayed_in_order(_):
         check_eq([m["seq"] for m in hist], seqs, "history seqs")
         check_eq([m["conn"] for m in hist], [a_id] * 3, "history senders")
         check(a_id != b_id, "connections have distinct ids")
-        check_eq(await recv_json(a), {"type": "join", "conn": b_id},
-                 "a sees b join")
+        check_eq(await recv_json(a), {"type": "join", "conn": b_id,
+                                      "tags": []}, "a sees b join")
         await b.send("from b")
         ev_a = await recv_json(a)
         ev_b = await recv_json(b)
@@ -103,8 +103,8 @@ async def history_replayed_in_order(_):
         check_eq(ev_a, want, "a gets b's message")
         check_eq(ev_b, want, "b gets its own copy as acknowledgement")
         await b.close()
-        check_eq(await recv_json(a), {"type": "leave", "conn": b_id},
-                 "a sees b leave")
+        check_eq(await recv_json(a), {"type": "leave", "conn": b_id,
+                                      "tags": []}, "a sees b leave")
         await harness.close_all(a)
     finally:
         stop_clean(d)
@@ -190,6 +190,46 @@ async def acknowledged_survive_kill9(_):
         stop_clean(d)
 
 
+async def presence_carries_tags(_):
+    d = daemon()
+    try:
+        room = harness.unique()
+        a, _, a_id = await join(d, room, "?tag=alice")
+        ws = await connect(d, "/chat/%s?tag=b%%C3%%B6b&tag=admins&x=1" % room)
+        welcome = await recv_json(ws)
+        check_eq(welcome["type"], "welcome", "welcome first in a new room")
+        check_eq(welcome["tags"], ["b\u00f6b", "admins"],
+                 "own tags, percent-decoded, in the welcome")
+        joined = await recv_json(a)
+        check_eq((joined["type"], joined["tags"]),
+                 ("join", ["b\u00f6b", "admins"]), "others see the tags")
+        await ws.close()
+        left = await recv_json(a)
+        check_eq((left["type"], left["conn"], left["tags"]),
+                 ("leave", welcome["conn"], ["b\u00f6b", "admins"]),
+                 "leave carries them too")
+        await harness.close_all(a)
+    finally:
+        stop_clean(d)
+
+
+async def bad_tags_refused(_):
+    d = daemon()
+    try:
+        room = harness.unique()
+        eleven = "&".join("tag=t%d" % i for i in range(11))
+        for query, what in (("?tag=%zz", "a malformed escape"),
+                            ("?tag=%ff", "a tag that is not UTF-8"),
+                            ("?" + eleven, "eleven tags"),
+                            ("?tag=" + "x" * 257, "a tag of 257 bytes")):
+            req = harness.upgrade_request("/chat/%s%s" % (room, query),
+                                          d.port)
+            status = harness.http_exchange(d.port, req)[0]
+            check_eq(status, 400, what + " is refused with 400")
+    finally:
+        stop_clean(d)
+
+
 async def binary_is_refused(_):
     d = daemon()
     try:
@@ -218,6 +258,10 @@ TESTS = [
     ("history survives a clean restart", history_survives_restart),
     ("every acknowledged message survives kill -9, five times",
      acknowledged_survive_kill9),
+    ("presence: welcome, join and leave carry the URL's tags",
+     presence_carries_tags),
+    ("a malformed, non-UTF-8, oversized or eleventh tag is refused with 400",
+     bad_tags_refused),
     ("a binary message is refused with 1003", binary_is_refused),
     ("a bad [class.chat] value fails --check-config with FILE:LINE",
      bad_history_setting_refused),

@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+"""What a connection carries across hibernation, and what the core answers
+without waking a room.
+
+Tags (from the URL), attachments (set by the class) and the listing of a
+room's connections by tag survive the room's hibernation; a broadcast to a
+tag reaches exactly the connections that carry it; auto-response pairs,
+the class's and the object's own, are answered while the room hibernates
+without waking it.  The probe class (tests/fixtures/probe.c) hibernates
+after 200 ms.
+"""
+
+import asyncio
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import check, check_eq, connect, recv  # noqa: E402
+
+CONFIG = """\
+[core]
+log_level = info
+plugins = websocket, probe
+
+[transport.websocket]
+listen = 127.0.0.1:0
+
+[route.probe]
+class = probe
+"""
+
+
+def daemon():
+    path = "%s:%s" % (harness.env_path("TORPOR_PLUGIN_PATH"),
+                      harness.env_path("TORPOR_FIXTURE_PATH"))
+    d = harness.Daemon(CONFIG, plugin_path=path)
+    d.start()
+    return d
+
+
+def stop_clean(d):
+    rc, log = d.stop()
+    check_eq(rc, 0, "torpord exit code; log tail:\n%s" % harness.tail(log))
+    harness.check_clean_exit(rc, log)
+
+
+def wakes(d, room):
+    return d.log().count('object="probe/%s": object woke from hibernation'
+                         % room)
+
+
+async def hibernated(d, room, times=1, timeout=10):
+    line = 'object="probe/%s": object hibernated' % room
+    end = time.monotonic() + timeout
+    while d.log().count(line) < times:
+        check(time.monotonic() < end, "room did not hibernate")
+        await asyncio.sleep(0.05)
+
+
+async def ask(ws, command):
+    await ws.send(command)
+    return await recv(ws)
+
+
+async def attachment_survives_hibernation(_):
+    d = daemon()
+    try:
+        room = harness.unique()
+        ws = await connect(d, "/probe/" + room)
+        other = await connect(d, "/probe/" + room)
+        await ws.send("attach state-of-ws")
+        await other.send("attach state-of-other")
+        check_eq(await ask(ws, "attachment"), "attachment state-of-ws",
+                 "set and read")
+        await hibernated(d, room)
+        check_eq(await ask(ws, "attachment"), "attachment state-of-ws",
+                 "intact after hibernation")
+        check_eq(await ask(other, "attachment"),
+                 "attachment state-of-other", "each connection its own")
+        check(wakes(d, room) >= 1, "the read woke the room")
+        await harness.close_all(ws, other)
+    finally:
+        stop_clean(d)
+
+
+async def tags_list_and_broadcast_across_hibernation(_):
+    d = daemon()
+    try:
+        room = harness.unique()
+        red1 = await connect(d, "/probe/%s?tag=red" % room)
+        red2 = await connect(d, "/probe/%s?tag=red&tag=big" % room)
+        blue = await connect(d, "/probe/%s?tag=blue" % room)
+        check_eq(await ask(blue, "count red"), "count 2", "two red")
+        await hibernated(d, room)
+        check_eq(await ask(blue, "count red"), "count 2",
+                 "still two red after hibernation")
+        check_eq(await ask(blue, "count big"), "count 1", "one big")
+        await blue.send("tagged red hello")
+        check_eq(await recv(red1), "hello", "red1 got it")
+        check_eq(await recv(red2), "hello", "red2 got it")
+        # blue's next reply must be to its own question, not "hello".
+        check_eq(await ask(blue, "count blue"), "count 1",
+                 "blue got nothing of the red broadcast")
+        await harness.close_all(red1, red2, blue)
+    finally:
+        stop_clean(d)
+
+
+async def auto_response_without_waking(_):
+    d = daemon()
+    try:
+        room = harness.unique()
+        ws = await connect(d, "/probe/" + room)
+        check_eq(await ask(ws, "auto ping pong"), "auto set",
+                 "object pair set")
+        check_eq(await ask(ws, "lastauto"), "auto no", "none answered yet")
+        await hibernated(d, room)
+        before = wakes(d, room)
+        for _ in range(5):
+            check_eq(await ask(ws, "heartbeat"), "alive", "class pair")
+            check_eq(await ask(ws, "ping"), "pong", "object pair")
+        check_eq(wakes(d, room), before,
+                 "ten auto-responses did not wake the room")
+        check_eq(await ask(ws, "lastauto"), "auto yes",
+                 "the time of the last auto-response is kept")
+        check_eq(wakes(d, room), before + 1, "a real message wakes it")
+        await harness.close_all(ws)
+    finally:
+        stop_clean(d)
+
+
+TESTS = [
+    ("attachments survive hibernation, one per connection",
+     attachment_survives_hibernation),
+    ("tags from the URL: listing and broadcast by tag, across hibernation",
+     tags_list_and_broadcast_across_hibernation),
+    ("auto-responses of the class and the object are answered without "
+     "waking the room", auto_response_without_waking),
+]
+
+if __name__ == "__main__":
+    harness.run_suite(TESTS, start_daemon=False)
