@@ -10,6 +10,7 @@
 #include "build-config.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdio.h>
@@ -208,6 +209,9 @@ config_set_defaults(struct tpr_config *cfg)
     cfg->shutdown_timeout_ms = 5000;
     cfg->alarm_poll_ms = 250;
     cfg->alarm_retry_ms = 250;
+    cfg->max_connections_per_object = 32768;
+    cfg->max_queued_events = 1024;
+    cfg->handler_timeout_ms = 1000;
     cfg->max_key_bytes = 2048;
     cfg->max_value_bytes = 131072;
     cfg->plugin_path = strdup(TORPOR_PLUGIN_DIR);
@@ -225,12 +229,51 @@ config_set_defaults(struct tpr_config *cfg)
 
 /* ---- [core] ---- */
 
+/* The numeric keys of [core]: where each goes and what it accepts. */
+struct config_number {
+    const char *key;
+    size_t offset;
+    uint64_t min;
+    uint64_t max;
+    const char *unit;
+};
+
+static const struct config_number config_core_numbers[] = {
+    {"shutdown_timeout_ms", offsetof(struct tpr_config, shutdown_timeout_ms),
+     0, 3600000, "milliseconds"},
+    {"alarm_poll_ms", offsetof(struct tpr_config, alarm_poll_ms), 10, 60000,
+     "milliseconds"},
+    {"alarm_retry_ms", offsetof(struct tpr_config, alarm_retry_ms), 1,
+     3600000, "milliseconds"},
+    {"max_connections_per_object",
+     offsetof(struct tpr_config, max_connections_per_object), 1, 10000000,
+     "connections"},
+    {"max_queued_events", offsetof(struct tpr_config, max_queued_events), 1,
+     10000000, "events"},
+    {"handler_timeout_ms", offsetof(struct tpr_config, handler_timeout_ms), 1,
+     3600000, "milliseconds"},
+};
+
 static void
 config_core_key(struct config_parse *p, const char *key, const char *value)
 {
     struct tpr_config *cfg = p->cfg;
     const char *file = cfg->path;
 
+    for (size_t i = 0; i < sizeof(config_core_numbers)
+                               / sizeof(config_core_numbers[0]);
+         i++) {
+        const struct config_number *num = &config_core_numbers[i];
+        if (strcmp(key, num->key) != 0) {
+            continue;
+        }
+        uint64_t *field = (uint64_t *)((char *)cfg + num->offset);
+        if (tpr_config_parse_uint(value, num->min, num->max, field)
+            != TORPOR_OK) {
+            tpr_diag_add(p->diag, file, p->line, "bad %s \"%s\": expected %s from %llu to %llu", key, value, num->unit, (unsigned long long)num->min, (unsigned long long)num->max);
+        }
+        return;
+    }
     if (strcmp(key, "log_level") == 0) {
         if (tpr_log_level_parse(value, &cfg->log_level) != TORPOR_OK) {
             tpr_diag_add(p->diag, file, p->line, "bad log_level \"%s\": expected err, warn, notice, info or debug", value);
@@ -250,21 +293,6 @@ config_core_key(struct config_parse *p, const char *key, const char *value)
         cfg->plugins = list;
         cfg->nplugins = n;
         cfg->plugins_line = p->line;
-    } else if (strcmp(key, "shutdown_timeout_ms") == 0) {
-        if (tpr_config_parse_uint(value, 0, 3600000,
-                                  &cfg->shutdown_timeout_ms) != TORPOR_OK) {
-            tpr_diag_add(p->diag, file, p->line, "bad shutdown_timeout_ms \"%s\": expected milliseconds from 0 to 3600000", value);
-        }
-    } else if (strcmp(key, "alarm_retry_ms") == 0) {
-        if (tpr_config_parse_uint(value, 1, 3600000, &cfg->alarm_retry_ms)
-            != TORPOR_OK) {
-            tpr_diag_add(p->diag, file, p->line, "bad alarm_retry_ms \"%s\": expected milliseconds from 1 to 3600000", value);
-        }
-    } else if (strcmp(key, "alarm_poll_ms") == 0) {
-        if (tpr_config_parse_uint(value, 10, 60000, &cfg->alarm_poll_ms)
-            != TORPOR_OK) {
-            tpr_diag_add(p->diag, file, p->line, "bad alarm_poll_ms \"%s\": expected milliseconds from 10 to 60000", value);
-        }
     } else {
         tpr_diag_add(p->diag, file, p->line, "unknown key \"%s\" in section [core]", key);
     }

@@ -49,6 +49,10 @@ struct tpr_config {
     uint64_t shutdown_timeout_ms;
     uint64_t alarm_poll_ms;     /* how often storage is asked for due alarms */
     uint64_t alarm_retry_ms;    /* first backoff of a failed alarm; doubles */
+    uint64_t max_connections_per_object;
+    uint64_t max_queued_events;  /* per object; past it senders get 1013 */
+    uint64_t handler_timeout_ms; /* a handler running longer resets its
+                                    object */
 
     char *storage_backend;      /* the storage plugin's name */
     unsigned storage_backend_line;

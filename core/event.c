@@ -55,7 +55,11 @@ event_copy(const struct obj_event *ev, const void *data)
     return copy;
 }
 
-/* event_call runs the handler of ev; the instance exists. */
+/*
+ * event_call runs the handler of ev; the instance exists.  A handler cannot
+ * be stopped, but one that overran handler_timeout_ms is reported and its
+ * object reset when the event ends: its instance may be in any state.
+ */
 static void
 event_call(torpor_object *obj, const struct obj_event *ev, const void *data)
 {
@@ -63,6 +67,7 @@ event_call(torpor_object *obj, const struct obj_event *ev, const void *data)
     torpor_conn *conn = ev->conn;
     torpor_err err = TORPOR_OK;
     const char *what = "message";
+    uint64_t start = tpr_now_ms();
 
     switch (ev->type) {
     case OBJ_EV_OPEN:
@@ -102,6 +107,11 @@ event_call(torpor_object *obj, const struct obj_event *ev, const void *data)
     }
     if (err != TORPOR_OK) {
         event_handler_failed(obj, conn, what, err);
+    }
+    uint64_t took = tpr_now_ms() - start;
+    if (took > obj->rt->cfg->handler_timeout_ms) {
+        tpr_log(TORPOR_LOG_ERR, obj->klass->desc.name, obj->log_ids, "%s handler ran %llu ms, limit %llu; resetting the object and dropping the event's writes", what, (unsigned long long)took, (unsigned long long)obj->rt->cfg->handler_timeout_ms);
+        obj->reset_pending = true;
     }
 }
 
@@ -167,6 +177,17 @@ tpr_event_settle(torpor_object *obj)
         }
     }
     obj->in_event = false;
+    if (obj->reset_pending) {
+        obj->reset_pending = false;
+        if (obj->alarm_current != NULL) {
+            obj->alarm_current->inflight = false;   /* fires again */
+            obj->alarm_current = NULL;
+        }
+        tpr_batch_clear(&obj->batch);
+        tpr_output_drop(obj);
+        tpr_object_sleep(obj);
+        return;
+    }
     tpr_alarm_event_end(obj);
     if (obj->batch.n > 0) {
         tpr_storage_commit_event(obj);
@@ -189,6 +210,7 @@ tpr_object_leave(torpor_object *obj)
             if (obj->queue_head == NULL) {
                 obj->queue_tail = NULL;
             }
+            obj->queued--;
             obj->rt->stats.events_queued--;
             tpr_event_deliver(obj, ev, ev->data);
             free(ev);
@@ -211,6 +233,15 @@ event_post(torpor_object *obj, const struct obj_event *ev, const void *data)
         tpr_object_leave(obj);
         return;
     }
+    if (ev->type == OBJ_EV_MESSAGE
+        && obj->queued >= obj->rt->cfg->max_queued_events) {
+        /* Shed load at the edge: the sender is told, the room goes on. */
+        char ids[512];
+        tpr_log(TORPOR_LOG_WARN, "core", tpr_log_ids(ids, sizeof(ids), obj, ev->conn), "could not queue message: %zu events queued, limit %llu; closing the sender with 1013", obj->queued, (unsigned long long)obj->rt->cfg->max_queued_events);
+        tpr_conn_close(ev->conn, TORPOR_CLOSE_TRY_AGAIN, "room overloaded",
+                       15);
+        return;
+    }
     struct obj_event *copy = event_copy(ev, data);
     if (copy == NULL) {
         /* Missing: back-pressure on the sender; under memory exhaustion a message is dropped. */
@@ -223,6 +254,7 @@ event_post(torpor_object *obj, const struct obj_event *ev, const void *data)
         obj->queue_head = copy;
     }
     obj->queue_tail = copy;
+    obj->queued++;
     obj->rt->stats.events_queued++;
 }
 

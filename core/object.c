@@ -283,6 +283,11 @@ tpr_object_attach(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
         *http_status = 503;
         return TORPOR_ENOMEM;
     }
+    if (obj->nconns >= rt->cfg->max_connections_per_object) {
+        tpr_log(TORPOR_LOG_WARN, "core", obj->log_ids, "could not attach a connection from %s: %zu connections, limit %llu", req->peer ? req->peer : "?", obj->nconns, (unsigned long long)rt->cfg->max_connections_per_object);
+        *http_status = 503;
+        return TORPOR_ELIMIT;
+    }
     torpor_conn *conn = calloc(1, sizeof(*conn));
     if (conn == NULL) {
         if (obj->nconns == 0 && obj->depth == 0 && !tpr_object_gated(obj)) {

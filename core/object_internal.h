@@ -123,6 +123,8 @@ struct torpor_object {
     unsigned depth;
     struct obj_event *queue_head;
     struct obj_event *queue_tail;
+    size_t queued;              /* events in the queue */
+    bool reset_pending;         /* a handler overran: reset at event end */
 
     /* The gate: an event in progress, its reads, its commit. */
     bool in_event;

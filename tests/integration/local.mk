@@ -13,8 +13,10 @@ INTEGRATION_TESTS = \
 	tests/integration/test_hibernate.py \
 	tests/integration/test_alarms.py \
 	tests/integration/test_connections.py \
+	tests/integration/test_caps.py \
 	tests/node/relay.test.mjs \
-	tests/out_of_tree/run.sh
+	tests/out_of_tree/run.sh \
+	tests/out_of_tree/counter_test.sh
 
 if WITH_POSTGRES
 INTEGRATION_TESTS += tests/integration/test_migrate.py \
@@ -30,4 +32,8 @@ EXTRA_DIST += $(INTEGRATION_TESTS) \
 	tests/integration/local.mk \
 	tests/node/package.json \
 	tests/node/package-lock.json \
-	tests/out_of_tree/shout.c
+	tests/out_of_tree/shout.c \
+	examples/counter/counter.c \
+	examples/counter/Makefile \
+	examples/counter/README.md \
+	docs/class-tutorial.md

@@ -137,9 +137,10 @@ async def many_rooms_hibernate_and_wake_under_load(_):
                 await asyncio.gather(*(
                     s.send("%d:%d" % (i, rnd * 3 + k))
                     for i, s in enumerate(senders)))
-            got = await asyncio.gather(*(
-                asyncio.gather(recv(r), recv(r), recv(r))
-                for r in receivers))
+            async def three(r):
+                return [await recv(r) for _ in range(3)]
+
+            got = await asyncio.gather(*(three(r) for r in receivers))
             for i, msgs in enumerate(got):
                 want = ["%d:%d" % (i, rnd * 3 + k) for k in range(3)]
                 check_eq(list(msgs), want,
