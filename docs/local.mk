@@ -1,1 +1,2 @@
-EXTRA_DIST += docs/architecture.md docs/plugin-abi.md docs/chat.md
+EXTRA_DIST += docs/architecture.md docs/plugin-abi.md docs/chat.md \
+	docs/class-tutorial.md

@@ -35,5 +35,4 @@ EXTRA_DIST += $(INTEGRATION_TESTS) \
 	tests/out_of_tree/shout.c \
 	examples/counter/counter.c \
 	examples/counter/Makefile \
-	examples/counter/README.md \
-	docs/class-tutorial.md
+	examples/counter/README.md
