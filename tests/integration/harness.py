@@ -242,6 +242,25 @@ def check_clean_exit(rc, log, what="torpord"):
           % (what, rc, tail(log)))
 
 
+def stop_clean(d):
+    """Stop daemon d with SIGTERM; check exit code 0 and no sanitizer
+    report.  Returns the log."""
+    rc, log = d.stop()
+    check_eq(rc, 0, "torpord exit code; log tail:\n%s" % tail(log))
+    check_clean_exit(rc, log)
+    return log
+
+
+def fixture_daemon(config):
+    """A started torpord that also finds the test fixture plugins (the
+    probe class)."""
+    path = "%s:%s" % (env_path("TORPOR_PLUGIN_PATH"),
+                      env_path("TORPOR_FIXTURE_PATH"))
+    d = Daemon(config, plugin_path=path)
+    d.start()
+    return d
+
+
 def tail(log, n=40):
     return "\n".join(log.splitlines()[-n:])
 
@@ -325,6 +344,12 @@ async def expect_server_close(ws, code, timeout=IO_TIMEOUT_S):
                   % (code, rcvd, "no close frame" if rcvd is None
                      else "reason %r" % exc.rcvd.reason))
             return exc
+
+
+async def ask(ws, command):
+    """Send command and return the next message."""
+    await ws.send(command)
+    return await recv(ws)
 
 
 async def close_all(*clients):

@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import check, check_eq, connect, recv  # noqa: E402
+from harness import ask, check, check_eq, connect, recv, stop_clean  # noqa
 
 CONFIG = """\
 [core]
@@ -31,28 +31,8 @@ class = probe
 """
 
 
-def daemon():
-    path = "%s:%s" % (harness.env_path("TORPOR_PLUGIN_PATH"),
-                      harness.env_path("TORPOR_FIXTURE_PATH"))
-    d = harness.Daemon(CONFIG, plugin_path=path)
-    d.start()
-    return d
-
-
-def stop_clean(d):
-    rc, log = d.stop()
-    check_eq(rc, 0, "torpord exit code; log tail:\n%s" % harness.tail(log))
-    harness.check_clean_exit(rc, log)
-    return log
-
-
-async def ask(ws, command):
-    await ws.send(command)
-    return await recv(ws)
-
-
 async def alarm_fires_once_and_is_deleted(_):
-    d = daemon()
+    d = harness.fixture_daemon(CONFIG)
     try:
         room = "/probe/" + harness.unique()
         ws = await connect(d, room)
@@ -69,7 +49,7 @@ async def alarm_fires_once_and_is_deleted(_):
 
 
 async def several_named_alarms(_):
-    d = daemon()
+    d = harness.fixture_daemon(CONFIG)
     try:
         ws = await connect(d, "/probe/" + harness.unique())
         for name, ms in (("b", 300), ("a", 100), ("c", 500)):
@@ -85,7 +65,7 @@ async def several_named_alarms(_):
 
 
 async def failing_handler_is_retried(_):
-    d = daemon()
+    d = harness.fixture_daemon(CONFIG)
     try:
         ws = await connect(d, "/probe/" + harness.unique())
         check_eq(await ask(ws, "set fail3-x 50"), "set fail3-x", "set")
@@ -105,7 +85,7 @@ async def failing_handler_is_retried(_):
 
 
 async def gives_up_after_six_retries(_):
-    d = daemon()
+    d = harness.fixture_daemon(CONFIG)
     try:
         ws = await connect(d, "/probe/" + harness.unique())
         check_eq(await ask(ws, "set fail99-y 10"), "set fail99-y", "set")
@@ -121,7 +101,7 @@ async def gives_up_after_six_retries(_):
 
 
 async def alarm_survives_restart(_):
-    d = daemon()
+    d = harness.fixture_daemon(CONFIG)
     room = "/probe/" + harness.unique()
     try:
         ws = await connect(d, room)
@@ -142,7 +122,7 @@ async def alarm_survives_restart(_):
 
 
 async def alarm_wakes_hibernating_room(_):
-    d = daemon()
+    d = harness.fixture_daemon(CONFIG)
     try:
         room = harness.unique()
         ws = await connect(d, "/probe/" + room)

@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import check, check_eq, connect, recv  # noqa: E402
+from harness import ask, check, check_eq, connect, stop_clean  # noqa
 
 CONFIG = """\
 [core]
@@ -27,27 +27,8 @@ class = probe
 """
 
 
-def daemon():
-    path = "%s:%s" % (harness.env_path("TORPOR_PLUGIN_PATH"),
-                      harness.env_path("TORPOR_FIXTURE_PATH"))
-    d = harness.Daemon(CONFIG, plugin_path=path)
-    d.start()
-    return d
-
-
-def stop_clean(d):
-    rc, log = d.stop()
-    check_eq(rc, 0, "torpord exit code; log tail:\n%s" % harness.tail(log))
-    harness.check_clean_exit(rc, log)
-
-
-async def ask(ws, command):
-    await ws.send(command)
-    return await recv(ws)
-
-
 async def connections_per_object(_):
-    d = daemon()
+    d = harness.fixture_daemon(CONFIG)
     try:
         room = harness.unique()
         a = await connect(d, "/probe/" + room)
@@ -69,7 +50,7 @@ async def connections_per_object(_):
 
 
 async def queued_events_per_object(_):
-    d = daemon()
+    d = harness.fixture_daemon(CONFIG)
     try:
         room = harness.unique()
         raw = harness.RawWS(d.port, "/probe/" + room)
@@ -92,7 +73,7 @@ async def queued_events_per_object(_):
 
 
 async def runaway_handler_resets_object(_):
-    d = daemon()
+    d = harness.fixture_daemon(CONFIG)
     try:
         ws = await connect(d, "/probe/" + harness.unique())
         made = await ask(ws, "instance")

@@ -8,7 +8,6 @@ message any client has received is there afterwards, because the output
 gate sends nothing before its write is durable.
 """
 
-import asyncio
 import json
 import os
 import signal
@@ -16,7 +15,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import check, check_eq, connect, recv  # noqa: E402
+from harness import check, check_eq, connect, recv, stop_clean  # noqa
 
 CONFIG = """\
 [core]
@@ -72,12 +71,6 @@ def daemon(history=100):
     d = harness.Daemon(CONFIG % history)
     d.start()
     return d
-
-
-def stop_clean(d):
-    rc, log = d.stop()
-    check_eq(rc, 0, "torpord exit code; log tail:\n%s" % harness.tail(log))
-    harness.check_clean_exit(rc, log)
 
 
 async def history_replayed_in_order(_):

@@ -12,13 +12,12 @@ after 200 ms.
 
 import asyncio
 import os
-import re
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import check, check_eq, connect, recv  # noqa: E402
+from harness import ask, check, check_eq, connect, recv, stop_clean  # noqa
 
 CONFIG = """\
 [core]
@@ -31,20 +30,6 @@ listen = 127.0.0.1:0
 [route.probe]
 class = probe
 """
-
-
-def daemon():
-    path = "%s:%s" % (harness.env_path("TORPOR_PLUGIN_PATH"),
-                      harness.env_path("TORPOR_FIXTURE_PATH"))
-    d = harness.Daemon(CONFIG, plugin_path=path)
-    d.start()
-    return d
-
-
-def stop_clean(d):
-    rc, log = d.stop()
-    check_eq(rc, 0, "torpord exit code; log tail:\n%s" % harness.tail(log))
-    harness.check_clean_exit(rc, log)
 
 
 def wakes(d, room):
@@ -60,13 +45,8 @@ async def hibernated(d, room, times=1, timeout=10):
         await asyncio.sleep(0.05)
 
 
-async def ask(ws, command):
-    await ws.send(command)
-    return await recv(ws)
-
-
 async def attachment_survives_hibernation(_):
-    d = daemon()
+    d = harness.fixture_daemon(CONFIG)
     try:
         room = harness.unique()
         ws = await connect(d, "/probe/" + room)
@@ -87,7 +67,7 @@ async def attachment_survives_hibernation(_):
 
 
 async def tags_list_and_broadcast_across_hibernation(_):
-    d = daemon()
+    d = harness.fixture_daemon(CONFIG)
     try:
         room = harness.unique()
         red1 = await connect(d, "/probe/%s?tag=red" % room)
@@ -110,7 +90,7 @@ async def tags_list_and_broadcast_across_hibernation(_):
 
 
 async def auto_response_without_waking(_):
-    d = daemon()
+    d = harness.fixture_daemon(CONFIG)
     try:
         room = harness.unique()
         ws = await connect(d, "/probe/" + room)

@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import check, check_eq, connect, recv  # noqa: E402
+from harness import check, check_eq, connect, recv, stop_clean  # noqa
 
 CONFIG = """\
 [core]
@@ -51,13 +51,6 @@ async def wait_hibernated(d, obj, times, timeout=10):
         await asyncio.sleep(0.05)
     raise harness.TestFailure("%s did not hibernate %d times within %d s"
                               % (obj, times, timeout))
-
-
-def stop_clean(d):
-    rc, log = d.stop()
-    check_eq(rc, 0, "torpord exit code; log tail:\n%s" % harness.tail(log))
-    harness.check_clean_exit(rc, log)
-    return log
 
 
 async def relay_hibernates_and_wakes(_):

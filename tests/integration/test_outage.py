@@ -7,7 +7,6 @@ WebSocket client connected.  Once the server is back, the plugin
 reconnects and the room works again, with its history intact.
 """
 
-import asyncio
 import json
 import os
 import sys
