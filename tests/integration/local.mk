@@ -33,6 +33,7 @@ EXTRA_DIST += $(INTEGRATION_TESTS) \
 	tests/node/package.json \
 	tests/node/package-lock.json \
 	tests/out_of_tree/shout.c \
+	tests/out_of_tree/tap.sh \
 	examples/counter/counter.c \
 	examples/counter/Makefile \
 	examples/counter/README.md

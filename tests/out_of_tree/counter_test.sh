@@ -16,41 +16,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 plan=13
 echo "1..$plan"
 
-n=0
-failed=0
-ok() {
-    n=$((n + 1))
-    echo "ok $n - $1"
-}
-not_ok() {
-    n=$((n + 1))
-    failed=$((failed + 1))
-    echo "not ok $n - $1"
-    shift
-    local line
-    for line in "$@"; do
-        printf '%s\n' "$line" | sed 's/^/# /'
-    done
-}
-# bail_rest fails every test not yet reported, so a broken step never
-# passes what depends on it.
-bail_rest() {
-    while [ "$n" -lt "$plan" ]; do
-        not_ok "not run: $1"
-    done
-    exit 1
-}
-
-missing=
-for var in TOP_BUILDDIR TORPORD TORPOR_PLUGIN_PATH; do
-    if [ -z "${!var:-}" ]; then
-        missing="$missing $var"
-    fi
-done
-if [ -n "$missing" ]; then
-    not_ok "environment is set" "unset:$missing (run with make check)"
-    bail_rest "environment missing"
-fi
+# shellcheck source=tests/out_of_tree/tap.sh
+. "$here/tap.sh"
+require_env TOP_BUILDDIR TORPORD TORPOR_PLUGIN_PATH
 TOP_SRCDIR=${TOP_SRCDIR:-$here/../..}
 PYTHON3=${PYTHON3:-/usr/bin/python3}
 MAKE=${MAKE:-make}
