@@ -45,6 +45,9 @@ struct torpor_conn {
     uint8_t state;              /* enum conn_state */
     bool opened;                /* the class was told of the open */
     bool accepting;             /* in the class's accept: tags may change */
+    bool deferred;              /* closed while hibernating; told on wake */
+    bool close_clean;           /* of a deferred close */
+    uint16_t close_code;        /* of a deferred close */
 };
 
 /* Auto-response pairs of a class or an object; see host.h. */
@@ -124,6 +127,7 @@ struct torpor_object {
     struct obj_event *queue_head;
     struct obj_event *queue_tail;
     size_t queued;              /* events in the queue */
+    size_t deferred_closes;     /* connections closed while hibernating */
     bool reset_pending;         /* a handler overran: reset at event end */
 
     /* The gate: an event in progress, its reads, its commit. */

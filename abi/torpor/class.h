@@ -87,9 +87,21 @@ struct torpor_class_ops {
      * instance.  TORPOR_HIBERNATE_DEFAULT_MS is the usual choice.
      */
     uint32_t hibernate_after_ms;
+
+    /* flags: TORPOR_CLASS_* below, or-ed. */
+    uint32_t flags;
 };
 
 #define TORPOR_HIBERNATE_DEFAULT_MS 10000
+
+/*
+ * TORPOR_CLASS_LAZY_CLOSE: a client that leaves a hibernating object does
+ * not wake it; the class hears of the close (code and cleanliness, not the
+ * reason) when the object next wakes, before the event that wakes it.
+ * Without it, the default, a close wakes the object at once.  The last
+ * open connection's close always wakes it, so no close is left untold.
+ */
+#define TORPOR_CLASS_LAZY_CLOSE 1u
 
 #ifdef __cplusplus
 }

@@ -112,6 +112,32 @@ async def auto_response_without_waking(_):
         stop_clean(d)
 
 
+async def lazy_close_told_on_wake(_):
+    d = harness.fixture_daemon(CONFIG)
+    try:
+        room = harness.unique()
+        a = await connect(d, "/probe/" + room)
+        b = await connect(d, "/probe/" + room)
+        b_id = (await ask(b, "myid")).split()[1]
+        await hibernated(d, room)
+        before = wakes(d, room)
+        await b.close(code=4001)
+        await asyncio.sleep(0.5)
+        check_eq(wakes(d, room), before,
+                 "a client leaving the hibernating room did not wake it")
+        check_eq(await ask(a, "closed"), "closed %s:4001" % b_id,
+                 "the close was told when the next message woke it")
+        await a.close()
+        await asyncio.sleep(0.3)
+        c = await connect(d, "/probe/" + room)
+        later = await ask(c, "closed")
+        check("%s:4001" % b_id in later,
+              "and committed with that event: %s" % later)
+        await harness.close_all(c)
+    finally:
+        stop_clean(d)
+
+
 TESTS = [
     ("attachments survive hibernation, one per connection",
      attachment_survives_hibernation),
@@ -119,6 +145,8 @@ TESTS = [
      tags_list_and_broadcast_across_hibernation),
     ("auto-responses of the class and the object are answered without "
      "waking the room", auto_response_without_waking),
+    ("a lazy-close class is told of a close during hibernation when it "
+     "next wakes, without being woken by it", lazy_close_told_on_wake),
 ]
 
 if __name__ == "__main__":
