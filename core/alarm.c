@@ -122,7 +122,7 @@ tpr_alarm_event_end(torpor_object *obj)
                   : tpr_batch_add(&obj->batch, TORPOR_WRITE_ALARM_DELETE,
                                   name, none, 0);
     } else if (a->retry >= ALARM_MAX_RETRIES) {
-        obj->rt->stats.alarms_failed++;
+        obj->shard->stats.alarms_failed++;
         tpr_log(TORPOR_LOG_ERR, "core", obj->log_ids, "alarm \"%s\" failed %u times; giving it up", a->name, a->retry + 1);
         a->retry = 0;
         err = tpr_batch_add(&obj->batch, TORPOR_WRITE_ALARM_DELETE, name, none,
@@ -130,7 +130,7 @@ tpr_alarm_event_end(torpor_object *obj)
     } else {
         uint64_t delay = obj->rt->cfg->alarm_retry_ms << a->retry;
         a->retry++;
-        obj->rt->stats.alarms_failed++;
+        obj->shard->stats.alarms_failed++;
         tpr_log(TORPOR_LOG_WARN, "core", obj->log_ids, "alarm \"%s\" handler failed; retry %u in %llu ms", a->name, a->retry, (unsigned long long)delay);
         err = tpr_batch_add(&obj->batch, TORPOR_WRITE_ALARM_SET, name, none,
                             tpr_wall_ms() + delay);
@@ -294,7 +294,7 @@ tpr_object_alarm_list(torpor_object *obj, torpor_storage_alarms_cb cb,
     req->object.class_name = obj->klass->desc.name;
     req->object.name.data = obj->name;
     req->object.name.len = obj->name_len;
-    torpor_err err = tpr_storage_alarms(&obj->rt->storage, obj->rt->loop,
+    torpor_err err = tpr_storage_alarms(&obj->rt->storage, obj->shard->loop,
                                         &req->object, alarm_on_list, req);
     if (err != TORPOR_OK) {
         free(req);
@@ -306,24 +306,32 @@ tpr_object_alarm_list(torpor_object *obj, torpor_storage_alarms_cb cb,
 
 /* ---- the poller ---- */
 
+/*
+ * A due alarm on its way from the poller, on the main thread, to its
+ * object's shard: the object may only be touched there.
+ */
+struct alarm_fire_task {
+    torpor_task task;
+    struct tpr_runtime *rt;
+    struct torpor_plugin_ctx *klass;
+    size_t name_len;            /* the object's name, then the alarm's */
+    size_t alarm_len;
+    uint8_t bytes[];
+};
+
+/* alarm_fire delivers one due alarm; on the object's shard thread. */
 static void
-alarm_fire(struct tpr_runtime *rt, const torpor_alarm *due)
+alarm_fire(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
+           torpor_bytes name, torpor_bytes alarm)
 {
-    struct torpor_plugin_ctx *klass =
-        tpr_runtime_class(rt, due->object.class_name);
     torpor_object *obj;
 
-    if (klass == NULL) {
-        tpr_log(TORPOR_LOG_WARN, "core", NULL, "alarm of an object of class \"%s\" is due, but no such class is loaded", due->object.class_name);
-        return;
-    }
-    if (tpr_object_get(rt, klass, due->object.name.data,
-                       due->object.name.len, &obj) != TORPOR_OK) {
+    if (tpr_object_get(rt, klass, name.data, name.len, &obj) != TORPOR_OK) {
         return;     /* out of memory: the next poll tries again */
     }
-    struct obj_alarm *a = alarm_find(obj, due->name.data, due->name.len);
+    struct obj_alarm *a = alarm_find(obj, alarm.data, alarm.len);
     if (a == NULL) {
-        a = alarm_make(obj, due->name.data, due->name.len);
+        a = alarm_make(obj, alarm.data, alarm.len);
     }
     if (a == NULL || a->inflight) {
         if (obj->nconns == 0 && obj->depth == 0 && !tpr_object_gated(obj)
@@ -337,12 +345,61 @@ alarm_fire(struct tpr_runtime *rt, const torpor_alarm *due)
 }
 
 static void
+alarm_fire_run(torpor_task *task)
+{
+    struct alarm_fire_task *t = (struct alarm_fire_task *)task;
+    torpor_bytes name = {.data = t->bytes, .len = t->name_len};
+    torpor_bytes alarm = {.data = t->bytes + t->name_len,
+                          .len = t->alarm_len};
+
+    if (!tpr_runtime_stopping(t->rt)) {
+        alarm_fire(t->rt, t->klass, name, alarm);
+    }
+    free(t);
+}
+
+/* alarm_dispatch sends one due alarm to its object's shard. */
+static void
+alarm_dispatch(struct tpr_runtime *rt, const torpor_alarm *due)
+{
+    struct torpor_plugin_ctx *klass =
+        tpr_runtime_class(rt, due->object.class_name);
+
+    if (klass == NULL) {
+        tpr_log(TORPOR_LOG_WARN, "core", NULL, "alarm of an object of class \"%s\" is due, but no such class is loaded", due->object.class_name);
+        return;
+    }
+    struct tpr_shard *shard = tpr_runtime_shard(rt, due->object.id);
+    if (shard->loop == rt->loop) {
+        alarm_fire(rt, klass, due->object.name, due->name);
+        return;
+    }
+    struct alarm_fire_task *t =
+        malloc(sizeof(*t) + due->object.name.len + due->name.len);
+    if (t == NULL) {
+        return;     /* the next poll tries again */
+    }
+    t->task.run = alarm_fire_run;
+    t->rt = rt;
+    t->klass = klass;
+    t->name_len = due->object.name.len;
+    t->alarm_len = due->name.len;
+    if (t->name_len > 0) {
+        memcpy(t->bytes, due->object.name.data, t->name_len);
+    }
+    if (t->alarm_len > 0) {
+        memcpy(t->bytes + t->name_len, due->name.data, t->alarm_len);
+    }
+    tpr_loop_post(shard->loop, &t->task);
+}
+
+static void
 alarm_on_due(void *arg, torpor_err err, const torpor_alarm *alarms, size_t n)
 {
     struct tpr_runtime *rt = arg;
 
     rt->alarm_polling = false;
-    if (rt->stopping) {
+    if (tpr_runtime_stopping(rt)) {
         return;
     }
     if (err != TORPOR_OK) {
@@ -350,7 +407,7 @@ alarm_on_due(void *arg, torpor_err err, const torpor_alarm *alarms, size_t n)
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        alarm_fire(rt, &alarms[i]);
+        alarm_dispatch(rt, &alarms[i]);
     }
 }
 
@@ -359,7 +416,7 @@ alarm_on_timer(torpor_timer *timer, void *arg)
 {
     struct tpr_runtime *rt = arg;
 
-    if (!rt->alarm_polling && !rt->stopping) {
+    if (!rt->alarm_polling && !tpr_runtime_stopping(rt)) {
         rt->alarm_polling =
             tpr_storage_alarms_due(&rt->storage, rt->loop, tpr_wall_ms(),
                                    ALARM_POLL_LIMIT, alarm_on_due, rt)

@@ -152,7 +152,7 @@ tpr_auto_respond(torpor_conn *conn, torpor_msg_kind kind, const void *data,
     if (conn->extra != NULL) {
         conn->extra->auto_response_ms = tpr_wall_ms();
     }
-    obj->rt->stats.auto_responses++;
+    obj->shard->stats.auto_responses++;
     return true;
 }
 

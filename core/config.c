@@ -252,6 +252,8 @@ static const struct config_number config_core_numbers[] = {
      10000000, "events"},
     {"handler_timeout_ms", offsetof(struct tpr_config, handler_timeout_ms), 1,
      3600000, "milliseconds"},
+    {"loops", offsetof(struct tpr_config, loops), 0, 256,
+     "event loops (0: one per CPU)"},
 };
 
 static void

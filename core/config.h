@@ -53,6 +53,7 @@ struct tpr_config {
     uint64_t max_queued_events;  /* per object; past it senders get 1013 */
     uint64_t handler_timeout_ms; /* a handler running longer resets its
                                     object */
+    uint64_t loops;             /* event loop threads; 0: one per CPU */
 
     char *storage_backend;      /* the storage plugin's name */
     unsigned storage_backend_line;

@@ -243,7 +243,7 @@ tpr_object_leave(torpor_object *obj)
                 obj->queue_tail = NULL;
             }
             obj->queued--;
-            obj->rt->stats.events_queued--;
+            obj->shard->stats.events_queued--;
             tpr_event_deliver(obj, ev, ev->data);
             free(ev);
         }
@@ -287,7 +287,7 @@ event_post(torpor_object *obj, const struct obj_event *ev, const void *data)
     }
     obj->queue_tail = copy;
     obj->queued++;
-    obj->rt->stats.events_queued++;
+    obj->shard->stats.events_queued++;
 }
 
 void
@@ -300,7 +300,7 @@ tpr_event_post_alarm(torpor_object *obj, struct obj_alarm *a)
     /* The name goes with its NUL: handlers get a C string. */
     ev.len = a->len + 1;
     event_post(obj, &ev, a->name);
-    obj->rt->stats.alarms_fired++;
+    obj->shard->stats.alarms_fired++;
 }
 
 void
@@ -327,7 +327,7 @@ tpr_conn_received(torpor_conn *conn, torpor_msg_kind kind, const void *data,
     if (conn->state != CONN_OPEN) {
         return;     /* nothing is delivered after a close was asked for */
     }
-    conn->object->rt->stats.messages_in++;
+    conn->object->shard->stats.messages_in++;
     if (tpr_auto_respond(conn, kind, data, len)) {
         return;
     }

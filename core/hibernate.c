@@ -66,8 +66,8 @@ hibernate_on_timer(torpor_timer *timer, void *arg)
     tpr_object_sleep(obj);      /* frees timer */
     if (obj->nconns > 0) {
         obj->hibernating = true;
-        obj->rt->stats.objects_hibernating++;
-        obj->rt->stats.hibernations++;
+        obj->shard->stats.objects_hibernating++;
+        obj->shard->stats.hibernations++;
         tpr_log(TORPOR_LOG_INFO, "core", obj->log_ids, "object hibernated after %llu ms idle, %zu connections kept", (unsigned long long)idle, obj->nconns);
     }
     tpr_object_leave(obj);      /* may free obj */
@@ -82,7 +82,7 @@ tpr_object_idle_start(torpor_object *obj)
         return;
     }
     obj->last_active_ms = tpr_now_ms();
-    if (tpr_timer_open(obj->rt->loop, hibernate_on_timer, obj,
+    if (tpr_timer_open(obj->shard->loop, hibernate_on_timer, obj,
                        &obj->idle_timer) != TORPOR_OK) {
         /* Only costs memory: the object stays awake until it empties. */
         tpr_log(TORPOR_LOG_WARN, "core", obj->log_ids, "could not arm hibernation: out of memory");

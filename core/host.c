@@ -66,10 +66,11 @@ host_conn_attach(torpor_plugin_ctx *self, const torpor_attach_req *req,
         *http_status = 404;
         return TORPOR_ENOENT;
     }
+    torpor_loop *target = NULL;
     torpor_err err = tpr_object_attach(rt, route->klass, self, req, tconn,
-                                       conn, http_status);
+                                       conn, &target, http_status);
     if (err == TORPOR_OK) {
-        *loop = rt->loop;
+        *loop = target;
     }
     return err;
 }

@@ -1,7 +1,6 @@
 /*
- * core/loop.c: torpor_loop, torpor_io and torpor_timer on libevent.
- *
- * Missing: only the main loop exists; objects are not yet spread over one loop per core.
+ * core/loop.c: torpor_loop, torpor_io and torpor_timer on libevent, and
+ * the task queue through which other threads reach a loop.
  */
 #include "build-config.h"
 

@@ -8,6 +8,7 @@
 #include "build-config.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,10 +132,11 @@ objects_unlink(struct tpr_objects *t, torpor_object *obj)
 }
 
 static torpor_err
-object_new(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
+object_new(struct tpr_shard *shard, struct torpor_plugin_ctx *klass,
            const struct tpr_object_id *id, const void *name, size_t name_len,
            torpor_object **out)
 {
+    struct tpr_runtime *rt = shard->rt;
     char quoted[TPR_OBJECT_NAME_MAX * 4 + 128];
     char display[TPR_OBJECT_NAME_MAX + 128];   /* class names are short */
     torpor_object *obj = calloc(1, sizeof(*obj) + name_len + 1);
@@ -145,6 +147,7 @@ object_new(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
     }
     obj->id = *id;
     obj->rt = rt;
+    obj->shard = shard;
     obj->klass = klass;
     obj->name_len = name_len;
     memcpy(obj->name, name, name_len);
@@ -159,7 +162,7 @@ object_new(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
         free(obj);
         return TORPOR_ENOMEM;
     }
-    struct tpr_objects *t = rt->objects;
+    struct tpr_objects *t = shard->objects;
     if (t->count >= t->nbuckets) {
         objects_grow(t);
     }
@@ -184,7 +187,7 @@ tpr_object_sleep(torpor_object *obj)
     obj->idle_timer = NULL;
     obj->instance = NULL;
     obj->awake = false;
-    obj->rt->stats.objects_awake--;
+    obj->shard->stats.objects_awake--;
 }
 
 void
@@ -194,9 +197,9 @@ tpr_object_free(torpor_object *obj)
     tpr_alarms_free(obj);
     tpr_auto_table_free(obj->auto_responses);
     if (obj->hibernating) {
-        obj->rt->stats.objects_hibernating--;
+        obj->shard->stats.objects_hibernating--;
     }
-    objects_unlink(obj->rt->objects, obj);
+    objects_unlink(obj->shard->objects, obj);
     free(obj->log_ids);
     free(obj);
 }
@@ -215,11 +218,11 @@ tpr_object_wake(torpor_object *obj)
         return err;
     }
     obj->awake = true;
-    obj->rt->stats.objects_awake++;
-    obj->rt->stats.wakeups++;
+    obj->shard->stats.objects_awake++;
+    obj->shard->stats.wakeups++;
     if (obj->hibernating) {
         obj->hibernating = false;
-        obj->rt->stats.objects_hibernating--;
+        obj->shard->stats.objects_hibernating--;
         tpr_log(TORPOR_LOG_INFO, "core", obj->log_ids, "object woke from hibernation");
     }
     tpr_object_idle_start(obj);
@@ -249,36 +252,33 @@ tpr_object_get(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
     struct tpr_object_id id;
 
     tpr_object_id_derive(klass->desc.name, name, name_len, &id);
-    *out = objects_find(rt->objects, &id, klass, name, name_len);
+    struct tpr_shard *shard = tpr_runtime_shard(rt, id.bytes);
+    *out = objects_find(shard->objects, &id, klass, name, name_len);
     if (*out != NULL) {
         return TORPOR_OK;
     }
-    return object_new(rt, klass, &id, name, name_len, out);
+    return object_new(shard, klass, &id, name, name_len, out);
 }
 
-torpor_err
-tpr_object_attach(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
-                  struct torpor_plugin_ctx *transport,
-                  const torpor_attach_req *req, void *tconn,
-                  torpor_conn **out, int *http_status)
+/* object_attach_here joins a connection; on the object's shard thread. */
+static torpor_err
+object_attach_here(struct tpr_shard *shard, struct torpor_plugin_ctx *klass,
+                   const struct tpr_object_id *id,
+                   struct torpor_plugin_ctx *transport,
+                   const torpor_attach_req *req, void *tconn,
+                   torpor_conn **out, int *http_status)
 {
-    struct tpr_object_id id;
+    struct tpr_runtime *rt = shard->rt;
     torpor_object *obj;
 
     *out = NULL;
-    if (rt->stopping) {
+    if (tpr_runtime_stopping(rt)) {
         *http_status = 503;
         return TORPOR_ECLOSED;
     }
-    if (req->name.len == 0 || req->name.len > TPR_OBJECT_NAME_MAX) {
-        *http_status = 400;
-        return TORPOR_EINVAL;
-    }
-    tpr_object_id_derive(klass->desc.name, req->name.data, req->name.len,
-                         &id);
-    obj = objects_find(rt->objects, &id, klass, req->name.data,
+    obj = objects_find(shard->objects, id, klass, req->name.data,
                        req->name.len);
-    if (obj == NULL && object_new(rt, klass, &id, req->name.data,
+    if (obj == NULL && object_new(shard, klass, id, req->name.data,
                                   req->name.len, &obj) != TORPOR_OK) {
         *http_status = 503;
         return TORPOR_ENOMEM;
@@ -299,7 +299,7 @@ tpr_object_attach(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
     conn->object = obj;
     conn->transport = transport;
     conn->tconn = tconn;
-    conn->id = ++rt->next_conn_id;
+    conn->id = __atomic_add_fetch(&rt->next_conn_id, 1, __ATOMIC_RELAXED);
     conn->state = CONN_ATTACHED;
     conn->next = obj->conns;
     if (obj->conns != NULL) {
@@ -307,7 +307,7 @@ tpr_object_attach(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
     }
     obj->conns = conn;
     obj->nconns++;
-    rt->nconns++;
+    __atomic_add_fetch(&rt->nconns, 1, __ATOMIC_RELAXED);
 
     torpor_err terr = tpr_conn_tags_from_query(conn, req->query);
     if (terr != TORPOR_OK) {
@@ -315,7 +315,7 @@ tpr_object_attach(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
         tpr_object_enter(obj);
         tpr_conn_unlink(conn);
         tpr_conn_free(conn);
-        rt->nconns--;
+        __atomic_sub_fetch(&rt->nconns, 1, __ATOMIC_RELAXED);
         tpr_object_leave(obj);
         return terr;
     }
@@ -335,7 +335,7 @@ tpr_object_attach(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
             *http_status = err == TORPOR_EREFUSED ? status : 500;
             tpr_conn_unlink(conn);
             tpr_conn_free(conn);
-            rt->nconns--;
+            __atomic_sub_fetch(&rt->nconns, 1, __ATOMIC_RELAXED);
             tpr_object_leave(obj);
             return err == TORPOR_EREFUSED ? err : TORPOR_EREFUSED;
         }
@@ -343,6 +343,82 @@ tpr_object_attach(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
     }
     *out = conn;
     return TORPOR_OK;
+}
+
+/*
+ * An attach run on another shard's thread while the main thread waits:
+ * the class's accept must answer before the handshake completes, and only
+ * the object's own thread may touch the object.
+ */
+struct attach_call {
+    torpor_task task;
+    struct tpr_shard *shard;
+    struct torpor_plugin_ctx *klass;
+    const struct tpr_object_id *id;
+    struct torpor_plugin_ctx *transport;
+    const torpor_attach_req *req;
+    void *tconn;
+    torpor_conn *conn;
+    int http_status;
+    torpor_err err;
+    bool done;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+};
+
+static void
+attach_call_run(torpor_task *task)
+{
+    struct attach_call *c = (struct attach_call *)task;
+
+    c->err = object_attach_here(c->shard, c->klass, c->id, c->transport,
+                                c->req, c->tconn, &c->conn,
+                                &c->http_status);
+    pthread_mutex_lock(&c->lock);
+    c->done = true;
+    pthread_cond_signal(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+torpor_err
+tpr_object_attach(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
+                  struct torpor_plugin_ctx *transport,
+                  const torpor_attach_req *req, void *tconn,
+                  torpor_conn **out, torpor_loop **loop, int *http_status)
+{
+    struct tpr_object_id id;
+
+    *out = NULL;
+    if (req->name.len == 0 || req->name.len > TPR_OBJECT_NAME_MAX) {
+        *http_status = 400;
+        return TORPOR_EINVAL;
+    }
+    tpr_object_id_derive(klass->desc.name, req->name.data, req->name.len,
+                         &id);
+    struct tpr_shard *shard = tpr_runtime_shard(rt, id.bytes);
+    *loop = shard->loop;
+    if (shard->loop == rt->loop) {
+        return object_attach_here(shard, klass, &id, transport, req, tconn,
+                                  out, http_status);
+    }
+    /* Missing: the main thread waits for the shard; a shard stuck in a runaway handler stalls every new connection meanwhile. */
+    struct attach_call c = {
+        .task.run = attach_call_run, .shard = shard, .klass = klass,
+        .id = &id, .transport = transport, .req = req, .tconn = tconn,
+    };
+    pthread_mutex_init(&c.lock, NULL);
+    pthread_cond_init(&c.cond, NULL);
+    tpr_loop_post(shard->loop, &c.task);
+    pthread_mutex_lock(&c.lock);
+    while (!c.done) {
+        pthread_cond_wait(&c.cond, &c.lock);
+    }
+    pthread_mutex_unlock(&c.lock);
+    pthread_mutex_destroy(&c.lock);
+    pthread_cond_destroy(&c.cond);
+    *out = c.conn;
+    *http_status = c.http_status;
+    return c.err;
 }
 
 torpor_bytes

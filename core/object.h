@@ -50,14 +50,16 @@ void tpr_objects_free(struct tpr_objects *objects);
 
 /*
  * tpr_object_attach joins a new connection of transport to the object
- * (klass, req->name), making the object if it has none.  Implements the
- * host's conn_attach after route lookup; see torpor/host.h for the codes.
+ * (klass, req->name), making the object if it has none, on the object's
+ * shard, whose loop it returns.  Implements the host's conn_attach after
+ * route lookup; see torpor/host.h for the codes.  Main thread.
  */
 torpor_err tpr_object_attach(struct tpr_runtime *rt,
                              struct torpor_plugin_ctx *klass,
                              struct torpor_plugin_ctx *transport,
                              const torpor_attach_req *req, void *tconn,
-                             torpor_conn **out, int *http_status);
+                             torpor_conn **out, torpor_loop **loop,
+                             int *http_status);
 
 /* The host table's connection and object members. */
 void tpr_conn_opened(torpor_conn *conn);

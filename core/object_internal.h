@@ -14,6 +14,8 @@
 
 #include "core/object.h"
 
+struct tpr_shard;
+
 enum conn_state {
     CONN_ATTACHED,  /* accepted, handshake not yet finished */
     CONN_OPEN,      /* the transport may be sent to */
@@ -110,6 +112,7 @@ struct obj_held {
 struct torpor_object {
     struct tpr_object_id id;
     struct tpr_runtime *rt;
+    struct tpr_shard *shard;    /* its loop, its table, its counters */
     struct torpor_plugin_ctx *klass;
     torpor_object *hash_next;
     void *instance;

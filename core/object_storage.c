@@ -267,7 +267,7 @@ tpr_object_storage_get(torpor_object *obj, const torpor_bytes *keys,
         return err;
     }
     storage_object_of(obj, &o);
-    err = tpr_storage_get(&obj->rt->storage, obj->rt->loop, &o, keys, n,
+    err = tpr_storage_get(&obj->rt->storage, obj->shard->loop, &o, keys, n,
                           read_on_get, req);
     if (err != TORPOR_OK) {
         free(req);
@@ -318,7 +318,7 @@ tpr_object_storage_list(torpor_object *obj, const torpor_range *range,
                           : asked.limit + (uint32_t)deletes;
     }
     storage_object_of(obj, &o);
-    err = tpr_storage_list(&obj->rt->storage, obj->rt->loop, &o, &asked,
+    err = tpr_storage_list(&obj->rt->storage, obj->shard->loop, &o, &asked,
                            read_on_list, req);
     if (err != TORPOR_OK) {
         free(req->range_bytes);
@@ -395,7 +395,7 @@ commit_on_done(void *arg, torpor_err err)
     if (err == TORPOR_OK) {
         tpr_output_release(obj);
     } else {
-        obj->rt->stats.commits_failed++;
+        obj->shard->stats.commits_failed++;
         tpr_log(TORPOR_LOG_WARN, "core", obj->log_ids, "could not commit %zu writes: %s; dropping the messages they held and resetting the object", req->batch.n, tpr_strerror(err));
         tpr_output_drop(obj);
         tpr_object_sleep(obj);
@@ -424,7 +424,7 @@ tpr_storage_commit_event(torpor_object *obj)
     memset(&obj->batch, 0, sizeof(obj->batch));
     storage_object_of(obj, &o);
     obj->committing = true;
-    torpor_err err = tpr_storage_commit(&obj->rt->storage, obj->rt->loop, &o,
+    torpor_err err = tpr_storage_commit(&obj->rt->storage, obj->shard->loop, &o,
                                         req->batch.writes, req->batch.n,
                                         commit_on_done, req);
     if (err != TORPOR_OK) {

@@ -72,7 +72,7 @@ output_send_now(torpor_conn *conn, torpor_msg_kind kind, const void *data,
     }
     err = t->frame_send(conn->tconn, frame);
     t->frame_release(frame);
-    conn->object->rt->stats.messages_out += err == TORPOR_OK;
+    conn->object->shard->stats.messages_out += err == TORPOR_OK;
     return err;
 }
 
@@ -121,7 +121,7 @@ output_broadcast_now(torpor_object *obj, torpor_msg_kind kind,
             }
         }
         /* A refused send closes that connection; the room goes on. */
-        obj->rt->stats.messages_out +=
+        obj->shard->stats.messages_out +=
             t->frame_send(c->tconn, frame) == TORPOR_OK;
         if (owned) {
             t->frame_release(frame);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/loader.h"
 #include "core/log.h"
@@ -181,6 +182,88 @@ runtime_resolve_routes(struct tpr_runtime *rt, struct tpr_diag *diag)
     }
 }
 
+/*
+ * runtime_make_shards makes one loop and object table per shard; shard 0's
+ * loop is the main loop.  Threads start with tpr_runtime_start.
+ */
+static torpor_err
+runtime_make_shards(struct tpr_runtime *rt)
+{
+    size_t n = rt->cfg->loops;
+
+    if (n == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus > 0 ? (size_t)cpus : 1;
+    }
+    rt->shards = calloc(n, sizeof(*rt->shards));
+    if (rt->shards == NULL) {
+        return TORPOR_ENOMEM;
+    }
+    rt->nshards = n;
+    for (size_t i = 0; i < n; i++) {
+        struct tpr_shard *s = &rt->shards[i];
+        s->rt = rt;
+        if (tpr_loop_new(&s->loop) != TORPOR_OK
+            || tpr_objects_new(&s->objects) != TORPOR_OK) {
+            return TORPOR_ENOMEM;
+        }
+    }
+    rt->loop = rt->shards[0].loop;
+    return TORPOR_OK;
+}
+
+struct tpr_shard *
+tpr_runtime_shard(const struct tpr_runtime *rt, const uint8_t id[16])
+{
+    uint64_t h;
+
+    /* The table hashes on the first 8 bytes: use the next 8 here. */
+    memcpy(&h, id + 8, sizeof(h));
+    return &rt->shards[h % rt->nshards];
+}
+
+bool
+tpr_runtime_stopping(const struct tpr_runtime *rt)
+{
+    return __atomic_load_n(&rt->stopping, __ATOMIC_ACQUIRE);
+}
+
+static void *
+runtime_shard_thread(void *arg)
+{
+    struct tpr_shard *s = arg;
+
+    if (tpr_loop_run(s->loop) != TORPOR_OK) {
+        tpr_log(TORPOR_LOG_ERR, "core", NULL, "an event loop failed");
+    }
+    return NULL;
+}
+
+/* runtime_join_shards stops the other shards' loops and waits for them. */
+static void
+runtime_join_shards(struct tpr_runtime *rt)
+{
+    for (size_t i = 1; i < rt->nshards; i++) {
+        struct tpr_shard *s = &rt->shards[i];
+        if (s->has_thread) {
+            tpr_loop_break(s->loop);
+            pthread_join(s->thread, NULL);
+            s->has_thread = false;
+        }
+    }
+}
+
+/* runtime_run_all_tasks runs what is posted to any shard; no loop runs. */
+static void
+runtime_run_all_tasks(struct tpr_runtime *rt)
+{
+    for (size_t i = 0; i < rt->nshards; i++) {
+        if (rt->shards[i].loop != NULL) {
+            tpr_loop_run_tasks(rt->shards[i].loop);
+        }
+    }
+}
+
 torpor_err
 tpr_runtime_new(struct tpr_config *cfg, struct tpr_diag *diag,
                 struct tpr_runtime **out)
@@ -196,8 +279,7 @@ tpr_runtime_new(struct tpr_config *cfg, struct tpr_diag *diag,
     rt->cfg = cfg;
     tpr_host_init(&rt->host);
     tpr_log_set_level(cfg->log_level);
-    if (tpr_loop_new(&rt->loop) != TORPOR_OK
-        || tpr_objects_new(&rt->objects) != TORPOR_OK) {
+    if (runtime_make_shards(rt) != TORPOR_OK) {
         tpr_runtime_free(rt);
         return TORPOR_ENOMEM;
     }
@@ -238,11 +320,19 @@ tpr_runtime_start(struct tpr_runtime *rt)
             }
         }
     }
+    for (size_t i = 1; i < rt->nshards; i++) {
+        struct tpr_shard *s = &rt->shards[i];
+        if (pthread_create(&s->thread, NULL, runtime_shard_thread, s) != 0) {
+            tpr_log(TORPOR_LOG_ERR, "core", NULL, "could not start event loop thread %zu", i);
+            return TORPOR_ENOMEM;
+        }
+        s->has_thread = true;
+    }
     if (rt->storage.plugin != NULL && tpr_alarms_start(rt) != TORPOR_OK) {
         tpr_log(TORPOR_LOG_ERR, "core", NULL, "could not start the alarm poller: out of memory");
         return TORPOR_ENOMEM;
     }
-    tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "torpord %s ready: %zu plugins, %zu routes, plugin ABI %u.%u", PACKAGE_VERSION, rt->nplugins, rt->nroutes, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+    tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "torpord %s ready: %zu plugins, %zu routes, %zu event loops, plugin ABI %u.%u", PACKAGE_VERSION, rt->nplugins, rt->nroutes, rt->nshards, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
     return TORPOR_OK;
 }
 
@@ -270,37 +360,62 @@ runtime_on_shutdown_timeout(torpor_timer *timer, void *arg)
     struct tpr_runtime *rt = arg;
 
     (void)timer;
-    tpr_log(TORPOR_LOG_WARN, "core", NULL, "%zu connections did not finish closing within %llu ms; exiting anyway", rt->nconns, (unsigned long long)rt->cfg->shutdown_timeout_ms);
+    tpr_log(TORPOR_LOG_WARN, "core", NULL, "%zu connections did not finish closing within %llu ms; exiting anyway", __atomic_load_n(&rt->nconns, __ATOMIC_RELAXED), (unsigned long long)rt->cfg->shutdown_timeout_ms);
     tpr_loop_break(rt->loop);
 }
 
 void
 tpr_runtime_conn_gone(struct tpr_runtime *rt)
 {
-    rt->nconns--;
-    if (rt->stopping && rt->nconns == 0) {
+    size_t left = __atomic_sub_fetch(&rt->nconns, 1, __ATOMIC_ACQ_REL);
+
+    /* libevent makes loopbreak safe from any thread. */
+    if (left == 0 && tpr_runtime_stopping(rt)) {
         tpr_loop_break(rt->loop);
     }
+}
+
+/* A shard's part of a shutdown, run on its own thread. */
+struct shard_close {
+    torpor_task task;
+    struct tpr_shard *shard;
+};
+
+static void
+runtime_close_shard(torpor_task *task)
+{
+    struct shard_close *c = (struct shard_close *)task;
+
+    tpr_objects_close_all(c->shard->objects, TORPOR_CLOSE_GOING_AWAY,
+                          "server shutting down");
+    free(c);
 }
 
 void
 tpr_runtime_stop(struct tpr_runtime *rt)
 {
-    if (rt->stopping) {
+    if (tpr_runtime_stopping(rt)) {
         return;
     }
-    rt->stopping = true;
+    __atomic_store_n(&rt->stopping, true, __ATOMIC_RELEASE);
     tpr_alarms_stop(rt);
-    tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "shutting down: closing %zu connections", rt->nconns);
+    tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "shutting down: closing %zu connections", __atomic_load_n(&rt->nconns, __ATOMIC_RELAXED));
     for (size_t i = 0; i < rt->nplugins; i++) {
         struct torpor_plugin_ctx *p = rt->plugins[i];
         if (p->desc.stop != NULL) {
             p->desc.stop(p->state);
         }
     }
-    tpr_objects_close_all(rt->objects, TORPOR_CLOSE_GOING_AWAY,
-                          "server shutting down");
-    if (rt->nconns == 0) {
+    for (size_t i = 0; i < rt->nshards; i++) {
+        struct shard_close *c = malloc(sizeof(*c));
+        if (c == NULL) {
+            continue;   /* its connections close at the timeout */
+        }
+        c->task.run = runtime_close_shard;
+        c->shard = &rt->shards[i];
+        tpr_loop_post(c->shard->loop, &c->task);
+    }
+    if (__atomic_load_n(&rt->nconns, __ATOMIC_ACQUIRE) == 0) {
         tpr_loop_break(rt->loop);
         return;
     }
@@ -366,8 +481,17 @@ tpr_runtime_run(struct tpr_runtime *rt)
         }
     }
     torpor_err err = tpr_loop_run(rt->loop);
-    const struct tpr_stats *st = &rt->stats;
-    tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "stopped: %llu wakeups, %llu hibernations, %llu messages in, %llu out, %llu failed commits", (unsigned long long)st->wakeups, (unsigned long long)st->hibernations, (unsigned long long)st->messages_in, (unsigned long long)st->messages_out, (unsigned long long)st->commits_failed);
+    runtime_join_shards(rt);
+    struct tpr_stats st = {0};
+    for (size_t i = 0; i < rt->nshards; i++) {
+        const struct tpr_stats *s = &rt->shards[i].stats;
+        st.wakeups += s->wakeups;
+        st.hibernations += s->hibernations;
+        st.messages_in += s->messages_in;
+        st.messages_out += s->messages_out;
+        st.commits_failed += s->commits_failed;
+    }
+    tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "stopped: %llu wakeups, %llu hibernations, %llu messages in, %llu out, %llu failed commits", (unsigned long long)st.wakeups, (unsigned long long)st.hibernations, (unsigned long long)st.messages_in, (unsigned long long)st.messages_out, (unsigned long long)st.commits_failed);
     return err;
 }
 
@@ -384,27 +508,34 @@ tpr_runtime_free(struct tpr_runtime *rt)
     }
     tpr_timer_close(rt->shutdown_timer);
     tpr_alarms_stop(rt);
+    runtime_join_shards(rt);
+    runtime_run_all_tasks(rt);
     /*
-     * Storage first: it finishes what is queued, and its completions,
-     * posted to the loop, run right after, while the objects they reach
-     * still exist.  Instances go before their classes' code is unloaded.
+     * No loop runs from here on.  Storage first: it finishes what is
+     * queued, and its completions, posted to the shards' loops, run right
+     * after, while the objects they reach still exist.  Instances go
+     * before their classes' code is unloaded.
      */
     if (rt->storage.plugin != NULL) {
         tpr_plugin_destroy(rt->storage.plugin);
-        tpr_loop_run_tasks(rt->loop);
+        runtime_run_all_tasks(rt);
     }
-    tpr_objects_free(rt->objects);
+    for (size_t i = 0; i < rt->nshards; i++) {
+        tpr_objects_free(rt->shards[i].objects);
+    }
     for (size_t i = rt->nplugins; i > 0; i--) {
         tpr_plugin_destroy(rt->plugins[i - 1]);
     }
-    tpr_loop_free(rt->loop);
+    for (size_t i = 0; i < rt->nshards; i++) {
+        tpr_loop_free(rt->shards[i].loop);
+    }
+    free(rt->shards);
     rt->loop = NULL;
     for (size_t i = rt->nplugins; i > 0; i--) {
         tpr_plugin_close(rt->plugins[i - 1]);
     }
     free(rt->plugins);
     free(rt->routes);
-    tpr_loop_free(rt->loop);    /* only when a failed start left it */
     tpr_config_free(rt->cfg);
     free(rt);
 }

@@ -7,6 +7,7 @@
 #define TORPOR_CORE_RUNTIME_H
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include <torpor/plugin.h>
@@ -44,6 +45,22 @@ struct tpr_stats {
     uint64_t alarms_failed;
 };
 
+/*
+ * One event loop and what lives on it: the objects whose id maps to it,
+ * their connections, and their counters.  Shard 0 runs on the main thread,
+ * which also accepts connections, polls alarms and handles signals; every
+ * other shard has a thread of its own.  An object and its connections are
+ * only ever touched on their shard's thread.
+ */
+struct tpr_shard {
+    struct tpr_runtime *rt;
+    torpor_loop *loop;
+    struct tpr_objects *objects;
+    struct tpr_stats stats;
+    pthread_t thread;
+    bool has_thread;
+};
+
 struct tpr_runtime {
     struct tpr_config *cfg;
     torpor_loop *loop;
@@ -56,10 +73,10 @@ struct tpr_runtime {
 
     struct tpr_storage storage;  /* the backend [storage] names */
 
-    struct tpr_objects *objects;
-    struct tpr_stats stats;
-    size_t nconns;              /* attached connections, all objects */
-    uint64_t next_conn_id;
+    struct tpr_shard *shards;   /* nshards; shards[0].loop is loop */
+    size_t nshards;
+    size_t nconns;              /* attached connections; __atomic */
+    uint64_t next_conn_id;      /* __atomic */
 
     torpor_timer *alarm_timer;  /* polls storage for due alarms */
     bool alarm_polling;         /* a poll is in flight */
@@ -111,8 +128,18 @@ TPR_EXPORT void tpr_runtime_free(struct tpr_runtime *rt);
 const struct tpr_route *tpr_runtime_route(const struct tpr_runtime *rt,
                                           const void *name, size_t len);
 
-/* tpr_runtime_conn_gone: a connection left; may finish a shutdown. */
+/*
+ * tpr_runtime_conn_gone: a connection left; may finish a shutdown.  Any
+ * shard's thread.
+ */
 void tpr_runtime_conn_gone(struct tpr_runtime *rt);
+
+/* tpr_runtime_shard: the shard an object id maps to. */
+struct tpr_shard *tpr_runtime_shard(const struct tpr_runtime *rt,
+                                    const uint8_t id[16]);
+
+/* tpr_runtime_stopping: whether a shutdown began.  Any thread. */
+bool tpr_runtime_stopping(const struct tpr_runtime *rt);
 
 /*
  * tpr_alarms_start starts polling the backend for due alarms every

@@ -153,6 +153,10 @@ struct ws_busy {
     size_t in_len;
     size_t in_cap;
 
+    /* The 101 response, while the connection moves to its object's loop. */
+    char *upgrade_resp;
+    size_t upgrade_resp_len;
+
     /* The data message being assembled across frames or reads. */
     uint8_t *msg;
     size_t msg_len;

@@ -96,6 +96,7 @@ ws_conn_release(struct ws_conn *c)
         }
         free(b->in);
         free(b->msg);
+        free(b->upgrade_resp);
         ws_write_free(b);
         free(b);
     }
@@ -124,7 +125,7 @@ ws_conn_trim(struct ws_conn *c)
 
     if (b == NULL || b->timer != NULL || b->in != NULL || b->msg != NULL
         || b->msg_op != 0 || b->in_frame || b->hdr_len != 0
-        || b->q_count != 0) {
+        || b->q_count != 0 || b->upgrade_resp != NULL) {
         return;
     }
     ws_write_free(b);

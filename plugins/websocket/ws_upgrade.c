@@ -192,8 +192,19 @@ ws_upgrade_arrive(struct ws_conn *c)
     if ((c->flags & WS_F_FAILED) != 0) {
         return;
     }
+    /*
+     * The 101 goes out here, on the object's loop, right before the open:
+     * a client that holds its 101 is in the room, so a message another
+     * client sends after that can never reach the room before it.
+     */
+    b = c->busy;
+    if (b != NULL && b->upgrade_resp != NULL) {
+        (void)ws_write_raw(c, b->upgrade_resp, b->upgrade_resp_len);
+        free(b->upgrade_resp);
+        b->upgrade_resp = NULL;
+    }
     /* A close op may have come first; then the client never opened. */
-    if (c->state == WS_ST_MOVING) {
+    if (c->state == WS_ST_MOVING && (c->flags & WS_F_FAILED) == 0) {
         c->state = WS_ST_OPEN;
         c->ws->host->conn_opened(c->conn);
     }
@@ -277,13 +288,19 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
         b->in = NULL;
         b->in_cap = 0;
     }
-    /* A failure marks c failed; it is dropped on its own loop below. */
-    (void)ws_write_raw(c, resp, resp_len);
-
     if (loop == NULL || loop == c->loop) {
+        /* A failure marks c failed; it is dropped on this loop. */
+        (void)ws_write_raw(c, resp, resp_len);
         ws_upgrade_arrive(c);
         return true;
     }
+    b->upgrade_resp = malloc(resp_len);
+    if (b->upgrade_resp == NULL) {
+        c->flags |= WS_F_FAILED;
+        return true;
+    }
+    memcpy(b->upgrade_resp, resp, resp_len);
+    b->upgrade_resp_len = resp_len;
 
     /*
      * The rest happens on the object's loop: the io reopens there watching

@@ -22,6 +22,8 @@ log_level = info
 plugins = websocket, probe
 alarm_poll_ms = 50
 alarm_retry_ms = 20
+; alarms are polled on the main loop and fired on each room's own loop
+loops = 3
 
 [transport.websocket]
 listen = 127.0.0.1:0

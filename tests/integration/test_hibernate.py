@@ -24,6 +24,8 @@ CONFIG = """\
 [core]
 log_level = info
 plugins = websocket, relay, chat
+; more loops than cores: rooms spread over four threads
+loops = 4
 
 [transport.websocket]
 listen = 127.0.0.1:0
@@ -141,6 +143,7 @@ async def many_rooms_hibernate_and_wake_under_load(_):
             # Let every room hibernate before the next round.
             await asyncio.sleep(0.4)
         log = d.log()
+        check("4 event loops" in log, "torpord runs four loops")
         hib = len(HIBERNATED.findall(log))
         check(hib >= ROOMS * (ROUNDS - 1),
               "rooms hibernated between rounds: %d hibernations" % hib)
