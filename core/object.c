@@ -8,6 +8,7 @@
 #include "build-config.h"
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,12 +28,55 @@ struct tpr_objects {
 
 #define OBJECTS_INITIAL_BUCKETS 64
 
+static int
+object_hex_digit(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/*
+ * object_unique_name: whether name is a unique object's, "~" and 32
+ * lowercase hex digits of an id whose top bit is set; if so, its id.
+ * Named ids have that bit clear, so no name can reach a unique object's
+ * id, or the other way round.
+ */
+static bool
+object_unique_name(const void *name, size_t len, struct tpr_object_id *out)
+{
+    const unsigned char *p = name;
+    struct tpr_object_id id;
+
+    if (len != 33 || p[0] != '~') {
+        return false;
+    }
+    for (size_t i = 0; i < 16; i++) {
+        int hi = object_hex_digit(p[1 + 2 * i]);
+        int lo = object_hex_digit(p[2 + 2 * i]);
+        if (hi < 0 || lo < 0) {
+            return false;
+        }
+        id.bytes[i] = (uint8_t)(hi << 4 | lo);
+    }
+    if ((id.bytes[0] & 0x80) == 0) {
+        return false;
+    }
+    *out = id;
+    return true;
+}
+
 void
 tpr_object_id_derive(const char *class_name, const void *name,
                      size_t name_len, struct tpr_object_id *out)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
+
+    if (object_unique_name(name, name_len, out)) {
+        return;
+    }
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 
     /* The NUL keeps ("ab", "c") and ("a", "bc") apart. */
@@ -45,6 +89,25 @@ tpr_object_id_derive(const char *class_name, const void *name,
     }
     EVP_MD_CTX_free(ctx);
     memcpy(out->bytes, md, sizeof(out->bytes));
+    out->bytes[0] &= 0x7f;      /* the other half is for unique ids */
+}
+
+torpor_err
+tpr_object_id_random(struct tpr_object_id *out, char name[34])
+{
+    static const char hex[] = "0123456789abcdef";
+
+    if (RAND_bytes(out->bytes, sizeof(out->bytes)) != 1) {
+        return TORPOR_EIO;
+    }
+    out->bytes[0] |= 0x80;
+    name[0] = '~';
+    for (size_t i = 0; i < sizeof(out->bytes); i++) {
+        name[1 + 2 * i] = hex[out->bytes[i] >> 4];
+        name[2 + 2 * i] = hex[out->bytes[i] & 15];
+    }
+    name[33] = '\0';
+    return TORPOR_OK;
 }
 
 torpor_err
@@ -393,8 +456,21 @@ tpr_object_attach(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
         *http_status = 400;
         return TORPOR_EINVAL;
     }
-    tpr_object_id_derive(klass->desc.name, req->name.data, req->name.len,
-                         &id);
+    /* "~new" makes a unique object: a random id, named by it. */
+    torpor_attach_req unique_req;
+    char unique_name[34];
+    if (req->name.len == 4 && memcmp(req->name.data, "~new", 4) == 0) {
+        if (tpr_object_id_random(&id, unique_name) != TORPOR_OK) {
+            *http_status = 503;
+            return TORPOR_EIO;
+        }
+        unique_req = *req;
+        unique_req.name = (torpor_bytes){.data = unique_name, .len = 33};
+        req = &unique_req;
+    } else {
+        tpr_object_id_derive(klass->desc.name, req->name.data, req->name.len,
+                             &id);
+    }
     struct tpr_shard *shard = tpr_runtime_shard(rt, id.bytes);
     *loop = shard->loop;
     if (shard->loop == rt->loop) {

@@ -23,11 +23,19 @@ struct tpr_object_id {
 
 /*
  * tpr_object_id_derive hashes (class, name) with SHA-256 and keeps 128
- * bits, so nobody can choose two names that collide, and every node of a
- * cluster derives the same id.
+ * bits, the top one cleared, so nobody can choose two names that collide
+ * and every node of a cluster derives the same id.  A unique object's name
+ * ("~" and the 32 hex digits of its id, top bit set) gives that id back.
  */
 void tpr_object_id_derive(const char *class_name, const void *name,
                           size_t name_len, struct tpr_object_id *out);
+
+/*
+ * tpr_object_id_random makes the id of a new unique object, 128 random
+ * bits with the top one set, and its name, "~" and 32 hex digits.
+ * TORPOR_EIO if the system has no randomness to give.
+ */
+torpor_err tpr_object_id_random(struct tpr_object_id *out, char name[34]);
 
 /* The table of live objects; one per runtime. */
 struct tpr_objects;

@@ -138,6 +138,26 @@ async def lazy_close_told_on_wake(_):
         stop_clean(d)
 
 
+async def unique_objects(_):
+    d = harness.fixture_daemon(CONFIG)
+    try:
+        a = await connect(d, "/probe/~new?tag=t")
+        name = (await ask(a, "name")).split()[1]
+        check(len(name) == 33 and name[0] == "~"
+              and int(name[1:3], 16) >= 0x80,
+              "a unique object is named by its random id: %s" % name)
+        b = await connect(d, "/probe/%s?tag=t" % name)
+        check_eq(await ask(b, "count t"), "count 2",
+                 "its name reaches the same object")
+        c = await connect(d, "/probe/~new?tag=t")
+        other = (await ask(c, "name")).split()[1]
+        check(other != name, "every ~new is a new object")
+        check_eq(await ask(c, "count t"), "count 1", "and a room of its own")
+        await harness.close_all(a, b, c)
+    finally:
+        stop_clean(d)
+
+
 TESTS = [
     ("attachments survive hibernation, one per connection",
      attachment_survives_hibernation),
@@ -147,6 +167,8 @@ TESTS = [
      "waking the room", auto_response_without_waking),
     ("a lazy-close class is told of a close during hibernation when it "
      "next wakes, without being woken by it", lazy_close_told_on_wake),
+    ("unique objects: ~new makes a random id, its ~name reaches it",
+     unique_objects),
 ]
 
 if __name__ == "__main__":
