@@ -84,6 +84,14 @@ event_call(torpor_object *obj, const struct obj_event *ev, const void *data)
         break;
     case OBJ_EV_CLOSE:
         what = "close";
+        /* A connection that dropped without a close handshake failed. */
+        if (conn->opened && !ev->clean && ops->error != NULL) {
+            err = ops->error(obj->instance, conn, TORPOR_ECLOSED);
+            if (err != TORPOR_OK) {
+                event_handler_failed(obj, conn, "error", err);
+                err = TORPOR_OK;
+            }
+        }
         if (conn->opened && ops->close != NULL) {
             err = ops->close(obj->instance, conn, ev->code, data, ev->len,
                              ev->clean);

@@ -62,7 +62,10 @@ struct torpor_class_ops {
     torpor_err (*close)(void *instance, torpor_conn *conn, uint16_t code,
                         const char *reason, size_t reason_len, bool clean);
 
-    /* error: the transport failed a connection for err.  Optional. */
+    /*
+     * error: the connection failed (err is TORPOR_ECLOSED: it dropped
+     * without a close handshake); close follows at once.  Optional.
+     */
     torpor_err (*error)(void *instance, torpor_conn *conn, torpor_err err);
 
     /*

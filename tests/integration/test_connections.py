@@ -158,6 +158,46 @@ async def unique_objects(_):
         stop_clean(d)
 
 
+async def accept_refuses_and_sets_tags(_):
+    d = harness.fixture_daemon(CONFIG)
+    try:
+        req = harness.upgrade_request("/probe/forbidden-" + harness.unique(),
+                                      d.port)
+        check_eq(harness.http_exchange(d.port, req)[0], 403,
+                 "the class's accept refuses with its own status")
+        room = harness.unique()
+        a = await connect(d, "/probe/%s?tag=red&vip=1" % room)
+        b = await connect(d, "/probe/%s?tag=red" % room)
+        check_eq(await ask(a, "count vip"), "count 1",
+                 "accept added a tag to the URL's")
+        check_eq(await ask(a, "count red"), "count 2", "the URL's tags stay")
+        await harness.close_all(a, b)
+    finally:
+        stop_clean(d)
+
+
+async def dropped_connection_reports_error(_):
+    d = harness.fixture_daemon(CONFIG)
+    try:
+        room = harness.unique()
+        a = await connect(d, "/probe/" + room)
+        raw = harness.RawWS(d.port, "/probe/" + room)
+        raw.send_frame(1, b"myid")
+        raw_id = raw.recv_frame()[3].decode().split()[1]
+        raw.sock.close()    # no close frame: the connection drops
+        await asyncio.sleep(0.5)
+        closed = await ask(a, "closed")
+        errors = await ask(a, "errors")
+        check_eq(errors, "errors %s:%d" % (raw_id, 11),
+                 "the class's error hook heard of the drop (TORPOR_ECLOSED); "
+                 "closes: %s" % closed)
+        check_eq(closed, "closed %s:1006" % raw_id,
+                 "and close followed with 1006")
+        await harness.close_all(a)
+    finally:
+        stop_clean(d)
+
+
 TESTS = [
     ("attachments survive hibernation, one per connection",
      attachment_survives_hibernation),
@@ -169,6 +209,10 @@ TESTS = [
      "next wakes, without being woken by it", lazy_close_told_on_wake),
     ("unique objects: ~new makes a random id, its ~name reaches it",
      unique_objects),
+    ("accept: the class refuses with an HTTP status, and sets tags",
+     accept_refuses_and_sets_tags),
+    ("a connection that drops without a close handshake reaches the class's "
+     "error hook, then close with 1006", dropped_connection_reports_error),
 ]
 
 if __name__ == "__main__":
