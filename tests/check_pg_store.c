@@ -2,7 +2,8 @@
  * check_pg_store: the postgres storage plugin against a real PostgreSQL.
  * Migrations apply once, also when two nodes start at once; every op
  * completes exactly once, in queue order per object, never inside its
- * call; a commit is all or nothing; a server that goes away fails ops
+ * call; a commit is all or nothing, also when commits of many objects
+ * share a transaction; a server that goes away fails ops
  * with EIO within their deadline, and the plugin reconnects when it is
  * back.
  *
@@ -311,6 +312,122 @@ START_TEST(test_pg_order_per_object)
 }
 END_TEST
 
+#define N_GROUP 100
+#define GROUP_BAD 50
+#define GROUP_READ 70
+
+/* count_xids: transaction ids taken since from, by others than c. */
+static int
+count_xids(PGconn *c, int from)
+{
+    /* Each call takes an id of its own, the one at from included. */
+    return pgt_admin_count(c, "SELECT pg_current_xact_id()::text::int") - from
+           - 1;
+}
+
+/*
+ * Commits of many objects queued back to back share transactions, and
+ * each stays atomic: one that fails at the server in the middle of a
+ * group fails alone while the 99 others are applied, all complete in
+ * queue order, and a read queued among them sees the commit before it.
+ */
+START_TEST(test_pg_group_commit)
+{
+    static uint8_t huge[6000];
+    static char names[N_GROUP][8];
+    static char vals[N_GROUP][8];
+    static torpor_storage_object o[N_GROUP];
+    static struct pgt_res r[N_GROUP];
+    const char *const kv[] = {"pool_size", "1", NULL};
+    torpor_storage_object warm = pgt_object(0xf0, "warm");
+    torpor_write ww = pgt_put(PGT_BYTES("warm"), PGT_BYTES("1"));
+    torpor_bytes key = PGT_BYTES("k");
+    struct pgt_res g_read;
+    struct pgt_res g_bad;
+    struct pgt_res g_last;
+    struct pgt_harness h;
+    char want[16];
+    char ci[700];
+    PGconn *c;
+    int xid0;
+
+    ck_assert_msg(pgt_conninfo[0] != '\0', "no PostgreSQL");
+    fill_random(huge, sizeof(huge));
+    pgt_fresh_db("torpor_group", ci, sizeof(ci));
+    pgt_open_started(&h, ci, kv);
+    /* With the connection up, the first commit goes at once, alone. */
+    pgt_commit_ok(&h, &warm, &ww, 1);
+    c = pgt_admin("torpor_group");
+    xid0 = pgt_admin_count(c, "SELECT pg_current_xact_id()::text::int");
+    pgt_log_clear();
+    for (int i = 0; i < N_GROUP; i++) {
+        torpor_write w[2];
+
+        snprintf(names[i], sizeof(names[i]), "g%d", i);
+        snprintf(vals[i], sizeof(vals[i]), "v%d", i);
+        o[i] = pgt_object((uint8_t)(i + 1), names[i]);
+        w[0] = pgt_put(key, (torpor_bytes){vals[i], strlen(vals[i])});
+        /* Too big for a btree entry: the server refuses this commit. */
+        w[1] = pgt_put((torpor_bytes){huge, sizeof(huge)}, PGT_BYTES("x"));
+        pgt_commit(&h, &o[i], w, i == GROUP_BAD ? 2 : 1, &r[i]);
+        if (i == GROUP_READ) {
+            pgt_get(&h, &o[i], &key, 1, &g_read);
+        }
+    }
+    pgt_get(&h, &o[GROUP_BAD], &key, 1, &g_bad);
+    pgt_get(&h, &o[N_GROUP - 1], &key, 1, &g_last);
+    pgt_wait(&h, &g_last);
+
+    for (int i = 0; i < N_GROUP; i++) {
+        ck_assert_msg(r[i].done, "commit %d never completed", i);
+        ck_assert_int_eq(r[i].err, i == GROUP_BAD ? TORPOR_EIO : TORPOR_OK);
+        if (i > 0) {
+            ck_assert_int_lt(r[i - 1].order, r[i].order);
+        }
+    }
+    ck_assert_int_lt(r[GROUP_READ].order, g_read.order);
+    ck_assert_int_lt(g_read.order, r[GROUP_READ + 1].order);
+    snprintf(want, sizeof(want), "k=v%d,", GROUP_READ);
+    ck_assert_str_eq(g_read.text, want);
+    ck_assert(g_bad.done);
+    ck_assert_int_lt(r[N_GROUP - 1].order, g_bad.order);
+    ck_assert_int_lt(g_bad.order, g_last.order);
+    ck_assert_str_eq(g_bad.text, "k!,");
+    snprintf(want, sizeof(want), "k=v%d,", N_GROUP - 1);
+    ck_assert_str_eq(g_last.text, want);
+    /* One WARN, from the failing commit sent alone; the group's is DEBUG. */
+    ck_assert(pgt_log_has("could not run \"torpor_kv_put\""));
+
+    /* Every row of the failing commit rolled back, its object's too. */
+    ck_assert_int_eq(
+        pgt_admin_count(c, "SELECT count(*) FROM torpor_kv WHERE key = 'k'"),
+        N_GROUP - 1);
+    ck_assert_int_eq(
+        pgt_admin_count(c, "SELECT count(*) FROM torpor_kv WHERE key <> 'k'"),
+        1);
+    ck_assert_int_eq(
+        pgt_admin_count(
+            c, "SELECT count(*) FROM torpor_objects WHERE name = 'g50'"),
+        0);
+    ck_assert_int_eq(pgt_admin_count(c, "SELECT count(*) FROM torpor_objects"),
+                     N_GROUP);
+    /*
+     * Far fewer transactions than commits: the first commit alone, then
+     * groups (the one that failed and its retry in parts included).  Each
+     * writing transaction takes one id, committed or rolled back; the rows
+     * name the transactions that wrote them.
+     */
+    ck_assert_int_le(count_xids(c, xid0), 10);
+    ck_assert_int_le(
+        pgt_admin_count(
+            c,
+            "SELECT count(DISTINCT xmin::text) FROM torpor_kv WHERE key = 'k'"),
+        5);
+    PQfinish(c);
+    pgt_close(&h);
+}
+END_TEST
+
 /* Alarms by object and by due time; objects in id order; drop. */
 START_TEST(test_pg_alarms_objects_drop)
 {
@@ -576,6 +693,91 @@ START_TEST(test_pg_hung_op_times_out)
 }
 END_TEST
 
+#define N_LOST 10
+
+/*
+ * A group of commits in flight when its connection is lost fails whole:
+ * every commit with EIO, in order, and none is applied; the pool then
+ * reconnects.
+ */
+START_TEST(test_pg_group_lost)
+{
+    const char *const kv[] = {"pool_size",
+                              "1",
+                              "op_timeout_ms",
+                              "20000",
+                              "reconnect_min_ms",
+                              "50",
+                              "reconnect_max_ms",
+                              "300",
+                              NULL};
+    static char names[N_LOST][8];
+    static torpor_storage_object o[N_LOST];
+    static struct pgt_res r[N_LOST];
+    torpor_write w = pgt_put(PGT_BYTES("k"), PGT_BYTES("v"));
+    struct pgt_harness h;
+    uint64_t deadline;
+    char ci[700];
+    PGconn *c;
+    PGconn *k;
+
+    ck_assert_msg(pgt_conninfo[0] != '\0', "no PostgreSQL");
+    pgt_fresh_db("torpor_glost", ci, sizeof(ci));
+    pgt_open_started(&h, ci, kv);
+    /*
+     * An uncommitted row of the first object's key: the group's first
+     * write waits on it, in the server, inside the group's transaction.
+     */
+    c = pgt_admin("torpor_glost");
+    k = pgt_admin("torpor_glost");
+    pgt_admin_exec(c, "BEGIN");
+    pgt_admin_exec(
+        c,
+        "INSERT INTO torpor_kv VALUES ('\\xc00000000000000000000000000000c0', 'k', 'x')");
+    /* The pool connects on the first op: all of them wait, one group. */
+    for (int i = 0; i < N_LOST; i++) {
+        snprintf(names[i], sizeof(names[i]), "l%d", i);
+        o[i] = pgt_object((uint8_t)(0xc0 + i), names[i]);
+        pgt_commit(&h, &o[i], &w, 1, &r[i]);
+    }
+    deadline = tpr_now_ms() + PGT_GUARD_MS;
+    while (
+        pgt_admin_count(
+            k,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'torpor' AND wait_event_type = 'Lock'")
+        != 1) {
+        ck_assert_msg(tpr_now_ms() < deadline,
+                      "the group never reached the lock");
+        pgt_sleep(&h, 20);
+    }
+    ck_assert(!r[0].done);
+    pgt_log_clear();
+    ck_assert_int_eq(
+        pgt_admin_count(
+            k,
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'torpor') t"),
+        1);
+    PQfinish(k);
+    pgt_wait(&h, &r[N_LOST - 1]);
+    for (int i = 0; i < N_LOST; i++) {
+        ck_assert_msg(r[i].done, "commit %d never completed", i);
+        ck_assert_int_eq(r[i].err, TORPOR_EIO);
+        if (i > 0) {
+            ck_assert_int_eq(r[i - 1].order + 1, r[i].order);
+        }
+    }
+    ck_assert(pgt_log_has("lost connection to PostgreSQL \"host="));
+    pgt_admin_exec(c, "ROLLBACK");
+    ck_assert_int_eq(pgt_admin_count(c, "SELECT count(*) FROM torpor_kv"), 0);
+    ck_assert_int_eq(pgt_admin_count(c, "SELECT count(*) FROM torpor_objects"),
+                     0);
+    retry_commit(&h, &o[0], &w);
+    ck_assert_int_eq(pgt_admin_count(c, "SELECT count(*) FROM torpor_kv"), 1);
+    PQfinish(c);
+    pgt_close(&h);
+}
+END_TEST
+
 #define N_SHUTDOWN 20
 
 /*
@@ -652,6 +854,7 @@ pg_store_suite(void)
     tcase_add_test(core, test_pg_get_and_list);
     tcase_add_test(core, test_pg_commit_atomic);
     tcase_add_test(core, test_pg_order_per_object);
+    tcase_add_test(core, test_pg_group_commit);
     tcase_add_test(core, test_pg_alarms_objects_drop);
     tcase_add_test(errors, test_pg_config_errors);
     tcase_add_test(errors, test_pg_start_unreachable);
@@ -659,6 +862,7 @@ pg_store_suite(void)
     tcase_add_test(errors, test_pg_destroy_completes_queued);
     tcase_add_test(errors, test_pg_server_down_then_back);
     tcase_add_test(errors, test_pg_hung_op_times_out);
+    tcase_add_test(errors, test_pg_group_lost);
     suite_add_tcase(s, core);
     suite_add_tcase(s, errors);
     return s;

@@ -134,7 +134,7 @@ struct pg_op {
     bool alone;      /* failed a group: goes in a transaction of its own */
     bool culprit;    /* one of its statements failed at the server */
     torpor_err err;  /* the first failure of a statement */
-    uint64_t seq;   /* queue order on its loop */
+    uint64_t seq;    /* queue order on its loop */
     uint64_t deadline_ms;
     uint32_t n_stmts;
     uint32_t cur; /* the statement whose results arrive now */
@@ -208,7 +208,7 @@ struct pg_conn {
     uint32_t index;
     uint32_t attempts; /* failed attempts since the last READY */
     uint64_t when_ms;
-    bool group_inflight; /* a group of commits is unanswered: send none */
+    bool group_inflight;      /* a group of commits is unanswered: send none */
     uint32_t writes_inflight; /* commits and drops in inflight */
     struct pg_op *reading;    /* the op results arrive for; NULL: head */
     struct pg_queue waiting;  /* not sent yet, queue order */

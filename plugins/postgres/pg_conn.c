@@ -1,6 +1,7 @@
 /*
  * One pooled connection: the non-blocking connect, the pipeline that
- * carries ops and their answers, and reconnecting with backoff.
+ * carries ops and their answers, group commit, and reconnecting with
+ * backoff.
  *
  * Everything here runs on the connection's loop.  Functions reached from a
  * storage call (pg_conn_submit, pg_conn_start) never call a completion:
@@ -8,11 +9,28 @@
  * timer, which tears it down on its next run.
  *
  * The pipeline: once connected, the connection enters pipeline mode and
- * first sends the preparation of every statement, then each op as its
- * statements followed by a Sync.  Nothing waits for an answer before the
- * next op goes out, so ops of many objects share round trips, and answers
- * come back in sending order: the head of the in-flight queue is always
- * the op the next result belongs to.
+ * first sends the preparation of every statement, then the ops.  Nothing
+ * waits for an answer before the next op goes out, so ops of many objects
+ * share round trips, and answers come back in sending order: the in-flight
+ * queue, read from its head, names the op each result belongs to.
+ *
+ * Group commit: PostgreSQL runs everything between two Syncs as one
+ * transaction, and each transaction that writes waits for its own WAL
+ * flush.  So commits are not sent one Sync each as they come: while a
+ * write of the connection is unanswered, new commits wait, and when it is
+ * answered the commits that queued meanwhile go as one group (at most
+ * PG_GROUP_MAX_OPS), their statements back to back and one Sync: one
+ * transaction, one flush, one round trip for all.  The group's size thus
+ * follows the load; a lone commit still goes at once.  Any other op (a
+ * read, a drop) goes alone and ends a group, so nothing is reordered.
+ *
+ * If a statement of a group fails, the server skips the rest and rolls the
+ * whole transaction back: none of its commits is applied.  They go back
+ * to the head of the waiting queue, the one whose statement failed marked
+ * to go alone, and are sent again: those before it in one group, it alone
+ * (so only it can fail), those after it grouped with whatever waits.  For
+ * that to keep every object's order, nothing is sent behind a group until
+ * its answer is in.
  */
 #include "pg.h"
 
@@ -36,12 +54,17 @@ pg_conn_init(struct pg_conn *c, struct pg_loop *lp, uint32_t index)
     c->state = PG_CONN_BACKOFF;
 }
 
-/* pg_conn_break leaves a failure for the timer, which runs next. */
+/*
+ * pg_conn_break leaves a failure for the timer, which runs next.  In
+ * destroy no loop runs: pg_conn_drain sees broken and stops.
+ */
 static void
 pg_conn_break(struct pg_conn *c)
 {
     c->broken = true;
-    pg_loop_arm(c->lp, 0);
+    if (!c->lp->pg->destroying) {
+        pg_loop_arm(c->lp, 0);
+    }
 }
 
 /*
@@ -110,11 +133,13 @@ pg_conn_send_timeout(struct pg_conn *c)
 }
 
 /*
- * pg_conn_send appends op to the pipeline.  Whatever happens, op joins the
- * in-flight queue, so that a failure fails it in its place in the order.
+ * pg_conn_append appends op's statements to the pipeline, then a Sync if
+ * sync: the ops between two Syncs are one transaction.  Whatever happens,
+ * op joins the in-flight queue, so that a failure fails it in its place
+ * in the order.  The caller flushes.
  */
 static void
-pg_conn_send(struct pg_conn *c, struct pg_op *op)
+pg_conn_append(struct pg_conn *c, struct pg_op *op, bool sync)
 {
     bool ok = !c->broken;
 
@@ -136,12 +161,84 @@ pg_conn_send(struct pg_conn *c, struct pg_op *op)
                  == 1;
         }
     }
-    /* Missing: PQpipelineSync flushes, so each op costs one write even when many are queued at once; libpq 17's PQsendPipelineSync would batch them. */
-    ok = ok && PQpipelineSync(c->pq) == 1;
+    /* Missing: PQpipelineSync flushes, so each transaction costs one write even when several are sent at once; libpq 17's PQsendPipelineSync would batch them. */
+    if (sync) {
+        ok = ok && PQpipelineSync(c->pq) == 1;
+    }
+    op->sync_after = sync;
     pg_queue_push(&c->inflight, op);
+    if (op->is_write) {
+        c->writes_inflight++;
+    }
     if (!ok) {
         pg_conn_break(c);
-    } else {
+    }
+}
+
+/* pg_conn_groupable: a commit that may share its transaction. */
+static bool
+pg_conn_groupable(const struct pg_op *op)
+{
+    return op->kind == PG_OP_COMMIT && !op->alone;
+}
+
+/*
+ * pg_conn_send_group sends the run of groupable commits at the head of
+ * the waiting queue, within the PG_GROUP_MAX_* caps, as one transaction.
+ */
+static void
+pg_conn_send_group(struct pg_conn *c)
+{
+    const struct pg_op *op = c->waiting.head;
+    size_t bytes = 0;
+    uint32_t n = 0;
+
+    while (op != NULL && pg_conn_groupable(op) && n < PG_GROUP_MAX_OPS
+           && (n == 0 || op->bytes <= PG_GROUP_MAX_BYTES - bytes)) {
+        bytes += op->bytes;
+        n++;
+        op = op->next;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct pg_op *member = pg_queue_pop(&c->waiting);
+
+        member->in_group = n > 1;
+        pg_conn_append(c, member, i + 1 == n);
+    }
+    c->group_inflight = n > 1;
+}
+
+/*
+ * pg_conn_pump_now sends from the waiting queue while nothing forbids it.
+ * hold: a commit waits while a write is unanswered, to form a group; off
+ * in destroy, which only wants everything answered soon.
+ */
+static void
+pg_conn_pump_now(struct pg_conn *c, bool hold)
+{
+    while (c->waiting.head != NULL && !c->group_inflight && !c->broken) {
+        struct pg_op *op = c->waiting.head;
+
+        if (!pg_conn_groupable(op)) {
+            pg_queue_pop(&c->waiting);
+            pg_conn_append(c, op, true);
+        } else if (hold && c->writes_inflight > 0) {
+            break;
+        } else {
+            pg_conn_send_group(c);
+        }
+    }
+}
+
+void
+pg_conn_pump(struct pg_conn *c)
+{
+    if (!pg_conn_is_ready(c) || c->lp->defer > 0 || c->lp->pg->destroying
+        || c->waiting.head == NULL) {
+        return;
+    }
+    pg_conn_pump_now(c, true);
+    if (!c->broken) {
         pg_conn_flush(c);
     }
 }
@@ -194,9 +291,10 @@ pg_conn_up(struct pg_conn *c)
     op->deadline_ms = pg->host->now_ms() + pg->cfg.op_timeout_ms;
     c->state = PG_CONN_READY;
     pg_conn_watch(c, TORPOR_IO_READ);
-    pg_conn_send(c, op);
-    while ((op = pg_queue_pop(&c->waiting)) != NULL) {
-        pg_conn_send(c, op);
+    pg_conn_append(c, op, true);
+    pg_conn_pump_now(c, true);
+    if (!c->broken) {
+        pg_conn_flush(c);
     }
     pg_loop_release(c->lp);
 }
@@ -246,44 +344,145 @@ pg_conn_prepared(struct pg_conn *c, struct pg_op *op, torpor_err err)
     }
 }
 
-/* pg_conn_failed notes the first failing statement of op. */
+/*
+ * pg_conn_failed notes the first failing statement of op.  A statement the
+ * server skipped after an earlier failure is not op's fault.  A failure in
+ * a group is logged at DEBUG only: the commit is sent again alone, and
+ * warned about if it fails then.
+ */
 static void
 pg_conn_failed(struct pg_conn *c, struct pg_op *op, const PGresult *r)
 {
     struct pg_state *pg = c->lp->pg;
+    torpor_log_level level = op->in_group ? TORPOR_LOG_DEBUG : TORPOR_LOG_WARN;
     char line[512];
 
     if (op->err != TORPOR_OK) {
         return;
     }
     op->err = TORPOR_EIO;
-    if (PQresultStatus(r) == PGRES_FATAL_ERROR && pg_warn_allowed(pg)) {
+    if (PQresultStatus(r) != PGRES_FATAL_ERROR) {
+        return;
+    }
+    /* Past its last statement the failure is the transaction's commit. */
+    op->culprit = op->cur < op->n_stmts;
+    if (level == TORPOR_LOG_WARN ? pg_warn_allowed(pg)
+                                 : pg->host->log_enabled(pg->self, level)) {
         uint8_t id =
             op->cur < op->n_stmts ? op->stmts[op->cur].id : PG_ST_SESSION;
         const char *name =
             id != PG_ST_SESSION ? pg_stmt_defs[id].name : "session setup";
 
-        PG_LOG(pg, TORPOR_LOG_WARN,
-               "could not run \"%s\" on PostgreSQL \"%s\": %s", name,
+        PG_LOG(pg, level, "could not run \"%s\" on PostgreSQL \"%s\": %s", name,
                pg->target,
                pg_one_line(PQresultErrorMessage(r), line, sizeof(line)));
     }
 }
 
 /*
- * pg_conn_process hands every answer that has arrived to its op and
- * completes each op at its Sync.  libpq ends each statement's results with
+ * pg_conn_regroup puts back the commits of a group that failed, in order,
+ * at the head of the waiting queue: the server rolled all of them back.
+ * The one whose statement failed goes alone next time; if none did (the
+ * commit itself failed), every one does.  So each failed group sends at
+ * least one commit alone, which ends with its own answer: this ends.
+ */
+static void
+pg_conn_regroup(struct pg_conn *c, struct pg_queue *group,
+                const struct pg_op *culprit, uint32_t n)
+{
+    struct pg_state *pg = c->lp->pg;
+
+    for (struct pg_op *op = group->head; op != NULL; op = op->next) {
+        op->alone = op->alone || culprit == NULL || op == culprit;
+        op->in_group = false;
+        op->culprit = false;
+        op->cur_seen = false;
+        op->cur = 0;
+        op->err = TORPOR_OK;
+    }
+    group->tail->next = c->waiting.head;
+    if (c->waiting.tail == NULL) {
+        c->waiting.tail = group->tail;
+    }
+    c->waiting.head = group->head;
+    if (pg->host->log_enabled(pg->self, TORPOR_LOG_DEBUG)) {
+        PG_LOG(
+            pg, TORPOR_LOG_DEBUG,
+            "could not commit a group of %u commits on PostgreSQL \"%s\"; sending them again, %s",
+            n, pg->target,
+            culprit != NULL ? "the failing one alone" : "each alone");
+    }
+}
+
+/*
+ * pg_conn_synced ends the transaction whose Sync follows last: the ops
+ * from the head of the in-flight queue to last.  One op completes with
+ * its own outcome; a group completes every commit with TORPOR_OK in
+ * order, or, if it failed, is put back to be sent again.
+ */
+static void
+pg_conn_synced(struct pg_conn *c, struct pg_op *last)
+{
+    struct pg_queue done = {NULL, NULL};
+    const struct pg_op *culprit = NULL;
+    bool failed = false;
+    uint32_t n = 0;
+    struct pg_op *op;
+
+    c->reading = NULL;
+    do {
+        op = pg_queue_pop(&c->inflight);
+        if (op->is_write) {
+            c->writes_inflight--;
+        }
+        if (op->err == TORPOR_OK && op->cur != op->n_stmts) {
+            op->err = TORPOR_EIO;
+        }
+        failed = failed || op->err != TORPOR_OK;
+        if (culprit == NULL && op->culprit) {
+            culprit = op;
+        }
+        pg_queue_push(&done, op);
+        n++;
+    } while (op != last && c->inflight.head != NULL);
+
+    /* Only one group is ever unanswered; an op sent before it may end. */
+    if (n > 1) {
+        c->group_inflight = false;
+    }
+    if (n > 1 && failed) {
+        pg_conn_regroup(c, &done, culprit, n);
+        return;
+    }
+    while ((op = pg_queue_pop(&done)) != NULL) {
+        if (op->kind == PG_OP_PREPARE) {
+            pg_conn_prepared(c, op, op->err);
+        } else {
+            pg_loop_complete(op, op->err);
+        }
+    }
+}
+
+/*
+ * pg_conn_process hands every answer that has arrived to its op and ends
+ * each transaction at its Sync.  libpq ends each statement's results with
  * a NULL; a NULL before any result of the current statement means that
- * nothing more has arrived yet.
+ * nothing more has arrived yet.  A member of a group whose statements are
+ * all answered has no Sync of its own: what comes next is the next
+ * member's.
  */
 static void
 pg_conn_process(struct pg_conn *c)
 {
     while (!c->broken && c->inflight.head != NULL && !PQisBusy(c->pq)) {
-        struct pg_op *op = c->inflight.head;
-        PGresult *r = PQgetResult(c->pq);
-        torpor_err err;
+        struct pg_op *op = c->reading != NULL ? c->reading : c->inflight.head;
+        PGresult *r;
 
+        while (!op->sync_after && op->cur >= op->n_stmts && op->next != NULL) {
+            op = op->next;
+        }
+        c->reading = op;
+        r = PQgetResult(c->pq);
         if (r == NULL) {
             if (!op->cur_seen) {
                 break;
@@ -295,16 +494,7 @@ pg_conn_process(struct pg_conn *c)
         switch (PQresultStatus(r)) {
         case PGRES_PIPELINE_SYNC:
             PQclear(r);
-            pg_queue_pop(&c->inflight);
-            err = op->err;
-            if (err == TORPOR_OK && op->cur != op->n_stmts) {
-                err = TORPOR_EIO;
-            }
-            if (op->kind == PG_OP_PREPARE) {
-                pg_conn_prepared(c, op, err);
-            } else {
-                pg_loop_complete(op, err);
-            }
+            pg_conn_synced(c, op);
             break;
         case PGRES_COMMAND_OK:
         case PGRES_TUPLES_OK:
@@ -329,6 +519,7 @@ pg_conn_on_io(torpor_io *io, int fd, unsigned events, void *arg)
 
     (void)io;
     (void)fd;
+    c->lp->defer++;
     if (c->state == PG_CONN_CONNECTING) {
         pg_conn_poll(c);
     } else if (c->state == PG_CONN_READY) {
@@ -344,6 +535,8 @@ pg_conn_on_io(torpor_io *io, int fd, unsigned events, void *arg)
         && (c->broken || PQstatus(c->pq) == CONNECTION_BAD)) {
         pg_conn_lost(c, NULL);
     }
+    c->lp->defer--;
+    pg_loop_pump(c->lp);
 }
 
 void
@@ -391,6 +584,9 @@ pg_conn_lost(struct pg_conn *c, const char *why)
     c->when_ms = pg->host->now_ms() + delay;
     c->inflight.head = NULL;
     c->inflight.tail = NULL;
+    c->reading = NULL;
+    c->writes_inflight = 0;
+    c->group_inflight = false;
     pg_loop_arm(lp, c->when_ms);
 
     /*
@@ -416,11 +612,8 @@ pg_conn_lost(struct pg_conn *c, const char *why)
 void
 pg_conn_submit(struct pg_conn *c, struct pg_op *op)
 {
-    if (c->state == PG_CONN_READY && !c->broken && c->waiting.head == NULL) {
-        pg_conn_send(c, op);
-    } else {
-        pg_queue_push(&c->waiting, op);
-    }
+    pg_queue_push(&c->waiting, op);
+    pg_conn_pump(c);
 }
 
 bool
@@ -478,12 +671,20 @@ pg_conn_drain(struct pg_conn *c)
 {
     const struct torpor_host *host = c->lp->pg->host;
 
-    while (c->state == PG_CONN_READY && !c->broken
-           && c->inflight.head != NULL) {
-        uint64_t now = host->now_ms();
-        uint64_t deadline = c->inflight.head->deadline_ms;
-        struct pollfd p = {.fd = PQsocket(c->pq), .events = POLLIN};
-        int r = PQflush(c->pq);
+    while (c->state == PG_CONN_READY && !c->broken) {
+        uint64_t now;
+        uint64_t deadline;
+        struct pollfd p;
+        int r;
+
+        pg_conn_pump_now(c, false);
+        if (c->inflight.head == NULL || c->broken) {
+            return;
+        }
+        now = host->now_ms();
+        deadline = c->inflight.head->deadline_ms;
+        p = (struct pollfd){.fd = PQsocket(c->pq), .events = POLLIN};
+        r = PQflush(c->pq);
 
         if (r < 0 || now >= deadline) {
             return;

@@ -12,6 +12,10 @@
  *
  * The timer runs whenever something is due: a deadline of an op, the end
  * of a connect attempt or of a backoff, or a failure found inside a call.
+ *
+ * Ops queued while the plugin's own io or timer callback runs (by the
+ * completions it delivers) wait until it ends, and then go out together:
+ * the commits among them share a transaction (see pg_conn.c).
  */
 #include "pg.h"
 
@@ -97,6 +101,7 @@ pg_loop_on_timer(torpor_timer *timer, void *arg)
     (void)timer;
     lp->armed = false;
     lp->in_tick = true;
+    lp->defer++;
     for (uint32_t i = 0; i < lp->n_conns; i++) {
         pg_conn_tick(&lp->conns[i], now);
     }
@@ -105,6 +110,8 @@ pg_loop_on_timer(torpor_timer *timer, void *arg)
         pg_loop_complete(op, TORPOR_EIO);
     }
     pg_loop_release(lp);
+    lp->defer--;
+    pg_loop_pump(lp);
     lp->in_tick = false;
     pg_loop_rearm(lp);
 }
@@ -190,6 +197,14 @@ pg_loop_release(struct pg_loop *lp)
         lp->rr = c->index + 1;
         pg_queue_pop(&lp->held);
         pg_conn_submit(c, op);
+    }
+}
+
+void
+pg_loop_pump(struct pg_loop *lp)
+{
+    for (uint32_t i = 0; i < lp->n_conns; i++) {
+        pg_conn_pump(&lp->conns[i]);
     }
 }
 

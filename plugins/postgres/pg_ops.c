@@ -3,14 +3,16 @@
  * storage call into an op holding its statements, and the decoding of
  * results into what the completion hands back.
  *
- * Atomicity: a commit's statements are sent as one pipeline segment, ended
- * by a Sync and by nothing else.  PostgreSQL runs everything between two
- * Syncs as one implicit transaction: if a statement fails, the rest of the
- * segment is skipped and all of it rolls back at the Sync, so nothing of
- * the batch is applied; if none fails, all of it commits there.  An
- * explicit BEGIN ... COMMIT is not used on purpose: a failure between them
- * leaves the session in an aborted transaction block past the Sync, which
- * would fail every op pipelined behind it, other objects' included.
+ * Atomicity: a commit's statements are sent within one pipeline segment,
+ * ended by a Sync.  PostgreSQL runs everything between two Syncs as one
+ * implicit transaction: if a statement fails, the rest of the segment is
+ * skipped and all of it rolls back at the Sync, so nothing of the batch is
+ * applied; if none fails, all of it commits there.  A segment may hold
+ * several commits (group commit, see pg_conn.c); one that fails is sent
+ * again, so that a commit fails only by its own statements.  An explicit
+ * BEGIN ... COMMIT is not used on purpose: a failure between them leaves
+ * the session in an aborted transaction block past the Sync, which would
+ * fail every op pipelined behind it, other objects' included.
  *
  * Every parameter and result is binary: bytea travels as its raw bytes,
  * bigint as 8 bytes big-endian, text as its bytes.
@@ -147,6 +149,7 @@ pg_op_new(uint8_t kind, const torpor_storage_object *object, size_t n_stmts,
     }
     op = (struct pg_op *)(void *)base;
     op->kind = kind;
+    op->bytes = bytes;
     op->n_stmts = (uint32_t)n_stmts;
     op->stmts = (struct pg_stmt *)(void *)(base + off_stmts);
     op->res = keep_results ? (PGresult **)(void *)(base + off_res) : NULL;
