@@ -4,12 +4,13 @@
 EXTRA_PROGRAMS = bench/torpor-storage-bench bench/fsync-floor
 CLEANFILES += $(EXTRA_PROGRAMS)
 
-bench_torpor_storage_bench_SOURCES = bench/storage_bench.c
+bench_torpor_storage_bench_SOURCES = bench/storage_bench.c bench/bench_util.c \
+	bench/bench_util.h
 bench_torpor_storage_bench_LDADD = core/libtorpor-core.la
 
 bench_fsync_floor_SOURCES = bench/fsync_floor.c
 
-EXTRA_DIST += bench/run-storage.sh
+EXTRA_DIST += bench/run-storage.sh bench/lib.sh
 
 BENCH_PLUGINS = plugins/file.la
 if WITH_POSTGRES
@@ -29,3 +30,27 @@ bench-storage: $(EXTRA_PROGRAMS) $(BENCH_PLUGINS)
 	$(SHELL) '$(abs_top_srcdir)/bench/run-storage.sh'
 
 .PHONY: bench-storage
+
+# Wake latency: torpord with the relay and chat classes, rooms that
+# hibernate, and a client that times one message per room.  Built and run
+# only by `make bench-wake`; it takes about a minute.
+EXTRA_PROGRAMS += bench/torpor-wake-bench
+
+bench_torpor_wake_bench_SOURCES = bench/wake_bench.c bench/bench_util.c \
+	bench/bench_util.h
+
+EXTRA_DIST += bench/run-wake.sh
+
+BENCH_WAKE_PLUGINS = plugins/websocket.la plugins/relay.la plugins/chat.la \
+	plugins/file.la
+
+# Like bench-storage: a Markdown table on stdout, scratch files (torpord's
+# config, log and ./torpor-data) in a temporary folder under /tmp
+# (BENCH_TMPDIR overrides), removed at exit.
+bench-wake: bench/torpor-wake-bench core/torpord $(BENCH_WAKE_PLUGINS)
+	TORPORD='$(abs_top_builddir)/core/torpord' \
+	TORPOR_PLUGIN_PATH='$(abs_top_builddir)/plugins/.libs' \
+	BENCH_BINDIR='$(abs_top_builddir)/bench' \
+	$(SHELL) '$(abs_top_srcdir)/bench/run-wake.sh'
+
+.PHONY: bench-wake

@@ -55,16 +55,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# field NAME LINE: the value of NAME=... in a result line.
-field() {
-    local word
-    for word in $2; do
-        case $word in
-        "$1"=*) echo "${word#*=}"; return ;;
-        esac
-    done
-    echo "?"
-}
+. "$(dirname "$0")/lib.sh"
 
 # write_config FILE BACKEND: the [core] and [storage] part of a config.
 write_config() {

@@ -33,6 +33,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench/bench_util.h"
 #include "core/config.h"
 #include "core/errors.h"
 #include "core/log.h"
@@ -79,15 +80,6 @@ struct bench {
     uint64_t failed;
     torpor_err first_err;
 };
-
-static uint64_t
-bench_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static double
 bench_cpu_s(void)
@@ -201,25 +193,6 @@ bench_phase(struct bench *b, uint64_t count, unsigned seconds, bool record)
     return (double)(bench_now_ns() - start_ns) / 1e9;
 }
 
-static int
-bench_cmp_u64(const void *x, const void *y)
-{
-    uint64_t a = *(const uint64_t *)x, c = *(const uint64_t *)y;
-
-    return (a > c) - (a < c);
-}
-
-/* bench_pct: the nearest-rank percentile of sorted v[0..n), in us. */
-static double
-bench_pct(const uint64_t *v, uint64_t n, uint64_t per_mille)
-{
-    if (n == 0) {
-        return 0;
-    }
-    uint64_t rank = (per_mille * n + 999) / 1000;
-    return (double)v[(rank > 0 ? rank : 1) - 1] / 1000.0;
-}
-
 static struct tpr_runtime *
 bench_open(const char *path)
 {
@@ -297,31 +270,9 @@ bench_usage(void)
         "usage: torpor-storage-bench --config FILE --objects N --value-bytes B --seconds S --window W [--max-commits M]\n");
 }
 
-/* bench_arg parses a decimal in [min, max] or exits with the usage. */
-static uint64_t
-bench_arg(const char *name, const char *text, uint64_t min, uint64_t max)
-{
-    char *end;
-    unsigned long long v;
-
-    if (text[0] < '0' || text[0] > '9') {
-        goto bad;
-    }
-    v = strtoull(text, &end, 10);
-    if (*end != '\0' || v < min || v > max) {
-        goto bad;
-    }
-    return v;
-
-bad:
-    fprintf(
-        stderr,
-        "torpor-storage-bench: could not read \"--%s\": expected an integer from %" PRIu64
-        " to %" PRIu64 "\n",
-        name, min, max);
-    bench_usage();
-    exit(2);
-}
+/* BENCH_ARG reads option NAME's value, optarg, or exits with the usage. */
+#define BENCH_ARG(name, min, max) \
+    bench_arg("torpor-storage-bench", (name), optarg, (min), (max), bench_usage)
 
 int
 main(int argc, char **argv)
@@ -346,20 +297,20 @@ main(int argc, char **argv)
             config = optarg;
             break;
         case 'n':
-            nobjects = bench_arg("objects", optarg, 1, 1000000);
+            nobjects = BENCH_ARG("objects", 1, 1000000);
             break;
         case 'b':
-            value_bytes = bench_arg("value-bytes", optarg, 0, 64u << 20);
+            value_bytes = BENCH_ARG("value-bytes", 0, 64u << 20);
             break;
         case 's':
-            seconds = bench_arg("seconds", optarg, 1, 3600);
+            seconds = BENCH_ARG("seconds", 1, 3600);
             break;
         case 'w':
-            window = bench_arg("window", optarg, 1, 65536);
+            window = BENCH_ARG("window", 1, 65536);
             break;
         case 'm':
             max_commits =
-                bench_arg("max-commits", optarg, 1, BENCH_MAX_COMMITS);
+                BENCH_ARG("max-commits", 1, BENCH_MAX_COMMITS);
             break;
         default:
             bench_usage();
@@ -397,13 +348,13 @@ main(int argc, char **argv)
                 b.failed, tpr_strerror(b.first_err));
         status = 1;
     } else {
-        qsort(b.lat_ns, b.nlat, sizeof(*b.lat_ns), bench_cmp_u64);
+        bench_sort_u64(b.lat_ns, b.nlat);
         printf("commits=%" PRIu64 " seconds=%.2f commits_per_s=%.0f"
                " p50_us=%.1f p99_us=%.1f p999_us=%.1f cpu_s=%.2f\n",
                b.nlat, wall, wall > 0 ? (double)b.nlat / wall : 0.0,
-               bench_pct(b.lat_ns, b.nlat, 500),
-               bench_pct(b.lat_ns, b.nlat, 990),
-               bench_pct(b.lat_ns, b.nlat, 999), cpu);
+               bench_pct_us(b.lat_ns, b.nlat, 500),
+               bench_pct_us(b.lat_ns, b.nlat, 990),
+               bench_pct_us(b.lat_ns, b.nlat, 999), cpu);
     }
     tpr_runtime_free(b.rt);
     free(b.lat_ns);
