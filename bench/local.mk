@@ -54,3 +54,26 @@ bench-wake: bench/torpor-wake-bench core/torpord $(BENCH_WAKE_PLUGINS)
 	$(SHELL) '$(abs_top_srcdir)/bench/run-wake.sh'
 
 .PHONY: bench-wake
+
+# Memory per idle connection: torpord with relay rooms that hibernate, and
+# client processes that hold 15,000 connections open.  Built and run only
+# by `make bench-idle`; it takes about a minute.  Figures mean something
+# only from a build without sanitizers (see BENCHMARKS.md).
+EXTRA_PROGRAMS += bench/torpor-idle-bench
+
+bench_torpor_idle_bench_SOURCES = bench/idle_bench.c bench/idle_sizes.c \
+	bench/idle_sizes.h bench/bench_util.c bench/bench_util.h
+
+EXTRA_DIST += bench/run-idle.sh
+
+BENCH_IDLE_PLUGINS = plugins/websocket.la plugins/relay.la plugins/file.la
+
+# Like bench-wake: a Markdown table on stdout, scratch files in a
+# temporary folder under /tmp (BENCH_TMPDIR overrides), removed at exit.
+bench-idle: bench/torpor-idle-bench core/torpord $(BENCH_IDLE_PLUGINS)
+	TORPORD='$(abs_top_builddir)/core/torpord' \
+	TORPOR_PLUGIN_PATH='$(abs_top_builddir)/plugins/.libs' \
+	BENCH_BINDIR='$(abs_top_builddir)/bench' \
+	$(SHELL) '$(abs_top_srcdir)/bench/run-idle.sh'
+
+.PHONY: bench-idle
