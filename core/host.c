@@ -12,6 +12,7 @@
 #include "core/loop.h"
 #include "core/object.h"
 #include "core/runtime.h"
+#include "core/watch.h"
 
 static void
 host_log(torpor_plugin_ctx *self, torpor_log_level level,
@@ -123,4 +124,7 @@ tpr_host_init(struct torpor_host *host)
     host->class_auto_response = tpr_class_auto_response;
     host->object_auto_response = tpr_object_auto_response;
     host->conn_auto_response_ms = tpr_conn_auto_response_ms;
+    host->watch_add = tpr_watch_add;
+    host->watch_set = tpr_watch_set;
+    host->watch_del = tpr_watch_del;
 }

@@ -9,6 +9,7 @@ core_libtorpor_core_la_SOURCES = \
 	core/loader.c core/loader.h \
 	core/log.c core/log.h \
 	core/loop.c core/loop.h \
+	core/watch.c core/watch.h \
 	core/object.c core/object.h core/object_internal.h \
 	core/event.c core/output.c core/object_storage.c core/hibernate.c \
 	core/alarm.c core/conn_extra.c core/auto_response.c \

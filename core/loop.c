@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "core/loop.h"
+#include "core/watch.h"
 
 struct torpor_loop {
     struct event_base *base;
@@ -26,6 +27,8 @@ struct torpor_loop {
     torpor_task *tasks_head;
     torpor_task *tasks_tail;
     struct event *tasks_wakeup;
+
+    struct tpr_watch_set *watches;  /* the descriptors of watch_add */
 };
 
 /*
@@ -125,6 +128,14 @@ tpr_loop_new(torpor_loop **out)
         free(loop);
         return TORPOR_ENOMEM;
     }
+    torpor_err err = tpr_watch_set_new(loop->base, &loop->watches);
+    if (err != TORPOR_OK) {
+        event_free(loop->tasks_wakeup);
+        pthread_mutex_destroy(&loop->tasks_lock);
+        event_base_free(loop->base);
+        free(loop);
+        return err;
+    }
     *out = loop;
     return TORPOR_OK;
 }
@@ -141,6 +152,7 @@ tpr_loop_free(torpor_loop *loop)
      * the loop has made sure no callback they reach is gone.
      */
     loop_on_tasks(-1, 0, loop);
+    tpr_watch_set_free(loop->watches);
     event_free(loop->tasks_wakeup);
     pthread_mutex_destroy(&loop->tasks_lock);
     event_base_free(loop->base);
@@ -167,6 +179,12 @@ struct event_base *
 tpr_loop_base(torpor_loop *loop)
 {
     return loop->base;
+}
+
+struct tpr_watch_set *
+tpr_loop_watches(torpor_loop *loop)
+{
+    return loop->watches;
 }
 
 static void

@@ -13,6 +13,7 @@
 #include "core/export.h"
 
 struct event_base;
+struct tpr_watch_set;
 
 /* tpr_loop_new makes a loop for the calling thread to run. */
 torpor_err tpr_loop_new(torpor_loop **out);
@@ -24,6 +25,9 @@ TPR_EXPORT void tpr_loop_break(torpor_loop *loop);
 
 /* tpr_loop_base: the libevent base, for the core's own events. */
 struct event_base *tpr_loop_base(torpor_loop *loop);
+
+/* tpr_loop_watches: the loop's set of watched descriptors; watch.c. */
+struct tpr_watch_set *tpr_loop_watches(torpor_loop *loop);
 
 /* The host table's io and timer members. */
 torpor_err tpr_io_open(torpor_loop *loop, int fd, unsigned events,

@@ -35,6 +35,9 @@ typedef void (*torpor_io_cb)(torpor_io *io, int fd, unsigned events,
                              void *arg);
 typedef void (*torpor_timer_cb)(torpor_timer *timer, void *arg);
 
+/* The callback of a watch: arg as given to watch_add, TORPOR_IO_* ready. */
+typedef void (*torpor_watch_cb)(void *arg, unsigned events);
+
 /*
  * A task to run on a loop, posted from any thread with host->loop_post.
  * The poster owns the memory and sets run; next belongs to the core while
@@ -306,6 +309,42 @@ struct torpor_host {
 
     /* conn_auto_response_ms: wall time of the last auto-response, or 0. */
     uint64_t (*conn_auto_response_ms)(const torpor_conn *conn);
+
+    /* ---- watches: descriptors by the thousand ---- */
+
+    /*
+     * A watch is io_open without a handle: the loop keeps every watched
+     * descriptor in one epoll set and remembers nothing else of it, so a
+     * transport with many idle sockets pays nothing per socket here.  cb
+     * runs on loop with arg while fd is ready for what was asked
+     * (level-triggered, like io_open; an error or hang-up reports both
+     * TORPOR_IO_READ and TORPOR_IO_WRITE).  arg identifies the watch: it
+     * must be non-NULL and aligned to 8 bytes, and a loop holds at most
+     * TORPOR_WATCH_CALLBACKS_MAX distinct callbacks (TORPOR_ELIMIT past
+     * that, TORPOR_EINVAL for a bad arg or events).  The fd stays the
+     * caller's: watch_del it before closing it.
+     *
+     * watch_add may be called from any thread, which is how a descriptor
+     * moves to another loop: watch_del on its loop, then watch_add on the
+     * other; from then on only the other loop's callbacks touch arg.
+     * TORPOR_EEXIST if fd is already watched on loop.
+     */
+    torpor_err (*watch_add)(torpor_loop *loop, int fd, unsigned events,
+                            torpor_watch_cb cb, void *arg);
+
+    /*
+     * watch_set changes what fd is watched for, with the cb and arg it
+     * was added with; events 0 takes it out of the set until the next
+     * watch_set.  On loop.
+     */
+    torpor_err (*watch_set)(torpor_loop *loop, int fd, unsigned events,
+                            torpor_watch_cb cb, void *arg);
+
+    /*
+     * watch_del stops watching fd.  No callback with arg runs after it
+     * returns, not even one the loop had already found ready.  On loop.
+     */
+    void (*watch_del)(torpor_loop *loop, int fd, void *arg);
 };
 
 #define TORPOR_TAGS_MAX 10
@@ -313,6 +352,7 @@ struct torpor_host {
 #define TORPOR_ATTACHMENT_MAX_BYTES 16384
 #define TORPOR_AUTO_RESPONSES_MAX 16
 #define TORPOR_AUTO_RESPONSE_MAX_BYTES 1024
+#define TORPOR_WATCH_CALLBACKS_MAX 8
 
 /* TORPOR_HOST_HAS: whether this core's table reaches member fn. */
 #define TORPOR_HOST_HAS(host, fn)                                         \

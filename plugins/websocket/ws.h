@@ -135,9 +135,10 @@ enum ws_conn_state {
 
 enum {
     WS_F_FAILED = 1,      /* the socket failed: drop it with 1006 */
-    WS_F_WATCH_READ = 2,  /* the io currently watches reads */
-    WS_F_WATCH_WRITE = 4, /* the io currently watches writes */
-    WS_F_DISCARD = 8      /* framing is lost: drop every input byte */
+    WS_F_WATCH_READ = 2,  /* the watch currently asks for reads */
+    WS_F_WATCH_WRITE = 4, /* the watch currently asks for writes */
+    WS_F_DISCARD = 8,     /* framing is lost: drop every input byte */
+    WS_F_ARRIVING = 16    /* watched on its object's loop, not yet there */
 };
 
 /*
@@ -192,7 +193,6 @@ struct ws_busy {
 struct ws_conn {
     struct ws_state *ws;
     torpor_loop *loop; /* main loop, then the object's loop */
-    torpor_io *io;
     torpor_conn *conn;    /* the core's handle; NULL before attach and
                                after conn_closed */
     struct ws_busy *busy; /* NULL while idle */
@@ -267,10 +267,10 @@ void ws_addr_format(const struct sockaddr *sa, char out[WS_ADDR_STRLEN]);
 torpor_err ws_conn_accept(struct ws_state *ws, int fd);
 
 /*
- * ws_conn_on_io is every connection's io callback; the opening handshake
- * reopens the io with it on the object's loop.
+ * ws_conn_on_ready is every connection's watch callback, arg being the
+ * connection; the opening handshake moves the watch to the object's loop.
  */
-void ws_conn_on_io(torpor_io *io, int fd, unsigned events, void *arg);
+void ws_conn_on_ready(void *arg, unsigned events);
 
 /* ws_conn_peer writes the peer's "IP:PORT" for logs; "?" if unknown. */
 void ws_conn_peer(const struct ws_conn *c, char out[WS_ADDR_STRLEN]);

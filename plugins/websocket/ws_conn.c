@@ -87,8 +87,8 @@ ws_conn_release(struct ws_conn *c)
     const struct torpor_host *host = c->ws->host;
     struct ws_busy *b = c->busy;
 
-    if (c->io != NULL) {
-        host->io_close(c->io);
+    if ((c->flags & (WS_F_WATCH_READ | WS_F_WATCH_WRITE)) != 0) {
+        host->watch_del(c->loop, c->fd, c);
     }
     if (b != NULL) {
         if (b->timer != NULL) {
@@ -164,7 +164,7 @@ ws_conn_watch(struct ws_conn *c)
     unsigned want = 0;
     unsigned have = 0;
 
-    if (c->io == NULL || (c->flags & WS_F_FAILED) != 0
+    if ((c->flags & (WS_F_ARRIVING | WS_F_FAILED)) != 0
         || c->state == WS_ST_DEAD) {
         return;
     }
@@ -183,7 +183,8 @@ ws_conn_watch(struct ws_conn *c)
     if (want == have || want == 0) {
         return;
     }
-    if (c->ws->host->io_set(c->io, want) != TORPOR_OK) {
+    if (c->ws->host->watch_set(c->loop, c->fd, want, ws_conn_on_ready, c)
+        != TORPOR_OK) {
         ws_conn_fail(c);
         return;
     }
@@ -256,14 +257,13 @@ ws_conn_peer(const struct ws_conn *c, char out[WS_ADDR_STRLEN])
 /* ---- callbacks ---- */
 
 void
-ws_conn_on_io(torpor_io *io, int fd, unsigned events, void *arg)
+ws_conn_on_ready(void *arg, unsigned events)
 {
     struct ws_conn *c = arg;
 
-    if (c->io == NULL) {
+    if ((c->flags & WS_F_ARRIVING) != 0) {
         /* First readiness on the object's loop: the record is ours now. */
-        c->io = io;
-        c->flags |= WS_F_WATCH_WRITE;
+        c->flags &= (uint8_t)~WS_F_ARRIVING;
         ws_upgrade_arrive(c);
         ws_conn_settle(c);
         return;
@@ -307,10 +307,10 @@ ws_conn_on_timer(torpor_timer *timer, void *arg)
     struct ws_state *ws = c->ws;
     char peer[WS_ADDR_STRLEN];
 
-    if (c->io == NULL) {
+    if ((c->flags & WS_F_ARRIVING) != 0) {
         /*
-         * The io has not reached this loop yet and its first callback owns
-         * the record; decide once it has.
+         * The watch has not fired on this loop yet and its first callback
+         * owns the record; decide once it has.
          */
         ws->host->timer_arm(timer, WS_DEADLINE_RETRY_MS);
         return;
@@ -371,16 +371,18 @@ ws_conn_accept(struct ws_state *ws, int fd)
         b->timer = NULL;
         goto fail;
     }
-    err = host->io_open(c->loop, fd, TORPOR_IO_READ, ws_conn_on_io, c, &c->io);
-    if (err != TORPOR_OK) {
-        c->io = NULL;
-        goto fail;
-    }
-    c->flags = WS_F_WATCH_READ;
     err = ws_registry_add(ws, c);
     if (err != TORPOR_OK) {
         goto fail;
     }
+    err = host->watch_add(c->loop, fd, TORPOR_IO_READ, ws_conn_on_ready, c);
+    if (err != TORPOR_OK) {
+        pthread_mutex_lock(&ws->lock);
+        ws_registry_remove_locked(ws, c);
+        pthread_mutex_unlock(&ws->lock);
+        goto fail;
+    }
+    c->flags = WS_F_WATCH_READ;
     host->timer_arm(b->timer, ws->cfg.handshake_timeout_ms);
     return TORPOR_OK;
 
@@ -388,9 +390,6 @@ fail:
     if (ws_warn_allowed(ws)) {
         WS_LOG(ws, TORPOR_LOG_WARN, NULL, "could not accept connection: %s",
                host->strerror(err));
-    }
-    if (c != NULL && c->io != NULL) {
-        host->io_close(c->io);
     }
     if (b != NULL && b->timer != NULL) {
         host->timer_close(b->timer);

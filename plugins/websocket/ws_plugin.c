@@ -59,8 +59,7 @@ ws_plugin_create(const struct torpor_host *host, torpor_plugin_ctx *self,
     struct ws_state *ws;
 
     /* Every host function this plugin calls exists since ABI 1.0. */
-    if (host->size < offsetof(struct torpor_host, conn_closed)
-                         + sizeof(host->conn_closed)) {
+    if (!TORPOR_HOST_HAS(host, watch_del)) {
         return TORPOR_EABI;
     }
     ws = calloc(1, sizeof(*ws));

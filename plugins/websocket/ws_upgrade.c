@@ -238,7 +238,6 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
     torpor_attach_req req;
     torpor_conn *conn = NULL;
     torpor_loop *loop = NULL;
-    torpor_io *io;
     size_t resp_len;
     int status;
     torpor_err err;
@@ -303,21 +302,25 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
     b->upgrade_resp_len = resp_len;
 
     /*
-     * The rest happens on the object's loop: the io reopens there watching
-     * writes, which a fresh socket has at once, and its first callback
-     * takes the record over (ws_conn_on_io).  From io_open on, this thread
-     * must not touch c, so the handle goes to a local.
+     * The rest happens on the object's loop: the watch moves there asking
+     * for writes, which a fresh socket has at once, and its first callback
+     * takes the record over (ws_conn_on_ready).  From watch_add on, this
+     * thread must not touch c.
      */
-    host->io_close(c->io);
-    c->io = NULL;
-    c->flags &= (uint8_t) ~(WS_F_WATCH_READ | WS_F_WATCH_WRITE);
+    torpor_loop *main_loop = c->loop;
+    host->watch_del(main_loop, c->fd, c);
     c->loop = loop;
-    err = host->io_open(loop, c->fd, TORPOR_IO_WRITE, ws_conn_on_io, c, &io);
+    c->flags &= (uint8_t) ~WS_F_WATCH_READ;
+    c->flags |= WS_F_WATCH_WRITE | WS_F_ARRIVING;
+    err = host->watch_add(loop, c->fd, TORPOR_IO_WRITE, ws_conn_on_ready, c);
     if (err != TORPOR_OK) {
-        /* Missing: this report reaches the core from the main loop, not the object's, when moving the io fails. */
+        /* Missing: this report reaches the core from the main loop, not the object's, when moving the watch fails. */
         WS_LOG(ws, TORPOR_LOG_ERR, conn,
                "could not move connection to its loop: %s",
                host->strerror(err));
+        /* Nothing watches it now: it is dropped at the end of this call. */
+        c->loop = main_loop;
+        c->flags &= (uint8_t) ~(WS_F_WATCH_WRITE | WS_F_ARRIVING);
         c->flags |= WS_F_FAILED;
         return true;
     }
