@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/conn_store.h"
 #include "core/loader.h"
 #include "core/loop.h"
 #include "core/object_internal.h"
@@ -138,12 +139,13 @@ tpr_auto_respond(torpor_conn *conn, torpor_msg_kind kind, const void *data,
     if (p == NULL) {
         return false;
     }
-    const struct torpor_transport_ops *t = &conn->transport->ops.transport;
+    struct torpor_plugin_ctx *transport = tpr_conn_transport(conn);
+    const struct torpor_transport_ops *t = &transport->ops.transport;
     torpor_frame *frame;
-    if (t->frame_encode(conn->transport->state, kind,
-                        p->bytes + p->request_len, p->response_len, &frame)
+    if (t->frame_encode(transport->state, kind, p->bytes + p->request_len,
+                        p->response_len, &frame)
         == TORPOR_OK) {
-        t->frame_send(conn->tconn, frame);
+        t->frame_send(tpr_conn_tconn(conn), frame);
         t->frame_release(frame);
     }
     if (conn->extra == NULL) {

@@ -23,14 +23,14 @@ conn_extra(torpor_conn *conn)
 }
 
 void
-tpr_conn_free(torpor_conn *conn)
+tpr_conn_extra_free(torpor_conn *conn)
 {
     if (conn->extra != NULL) {
         free(conn->extra->tags);
         free(conn->extra->attachment);
         free(conn->extra);
+        conn->extra = NULL;
     }
-    free(conn);
 }
 
 /* utf8_valid: RFC 3629, no overlongs, no surrogates. */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/conn_store.h"
 #include "core/loader.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -355,7 +356,10 @@ tpr_conn_closed(torpor_conn *conn, uint16_t code, const char *reason,
         return;
     }
     conn->state = CONN_CLOSED;
-    conn->tconn = NULL;
+    /* A transport that keeps its own record is done with ours now. */
+    if (tpr_conn_transport(conn)->ops.transport.conn_bytes == 0) {
+        conn->transport_done = true;
+    }
     torpor_object *obj = conn->object;
     if (obj->hibernating && !obj->awake
         && (obj->klass->ops.klass.flags & TORPOR_CLASS_LAZY_CLOSE)

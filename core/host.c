@@ -10,7 +10,7 @@
 #include "core/loader.h"
 #include "core/log.h"
 #include "core/loop.h"
-#include "core/object.h"
+#include "core/object_internal.h"
 #include "core/runtime.h"
 #include "core/watch.h"
 
@@ -127,4 +127,6 @@ tpr_host_init(struct torpor_host *host)
     host->watch_add = tpr_watch_add;
     host->watch_set = tpr_watch_set;
     host->watch_del = tpr_watch_del;
+    host->conn_release = tpr_conn_release;
+    host->conn_loop = tpr_conn_loop;
 }

@@ -92,6 +92,13 @@ loader_check_ops(struct torpor_plugin_ctx *p, const char *file, unsigned line,
             || t->frame_release == NULL || t->close == NULL) {
             LOADER_REFUSE("could not load plugin \"%s\": a mandatory transport hook is NULL (plugin ABI %u.%u, core ABI %u.%u)", path, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
         }
+        const struct torpor_transport_ops *own = &p->ops.transport;
+        if (own->conn_bytes > TORPOR_CONN_BYTES_MAX) {
+            LOADER_REFUSE("could not load plugin \"%s\": conn_bytes of %u, at most %u (plugin ABI %u.%u, core ABI %u.%u)", path, own->conn_bytes, TORPOR_CONN_BYTES_MAX, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+        }
+        if (own->conn_bytes > 0 && own->conn_discard == NULL) {
+            LOADER_REFUSE("could not load plugin \"%s\": conn_bytes is set but hook \"conn_discard\" is NULL (plugin ABI %u.%u, core ABI %u.%u)", path, d->abi_major, d->abi_minor, TORPOR_ABI_MAJOR, TORPOR_ABI_MINOR);
+        }
     } else if (d->kind == TORPOR_KIND_CLASS) {
         const struct torpor_class_ops *c = d->ops.klass;
         if (c == NULL) {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/conn_store.h"
 #include "core/loader.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -308,6 +309,35 @@ tpr_conn_unlink(torpor_conn *conn)
     obj->nconns--;
 }
 
+void
+tpr_conn_free(torpor_conn *conn)
+{
+    tpr_conn_extra_free(conn);
+    conn->object = NULL;
+    if (conn->transport_done) {
+        tpr_conn_delete(conn);
+    }
+}
+
+void
+tpr_conn_release(torpor_conn *conn)
+{
+    if (conn->state != CONN_CLOSED) {
+        /* A transport that never said the connection closed: it did. */
+        tpr_conn_closed(conn, TORPOR_CLOSE_ABNORMAL, NULL, 0, false);
+    }
+    conn->transport_done = true;
+    if (conn->object == NULL) {
+        tpr_conn_delete(conn);
+    }
+}
+
+torpor_loop *
+tpr_conn_loop(const torpor_conn *conn)
+{
+    return tpr_conn_shard(conn)->loop;
+}
+
 torpor_err
 tpr_object_get(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
                const void *name, size_t name_len, torpor_object **out)
@@ -321,6 +351,18 @@ tpr_object_get(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
         return TORPOR_OK;
     }
     return object_new(shard, klass, &id, name, name_len, out);
+}
+
+/*
+ * object_conn_refused drops a record whose attach failed.  Its transport
+ * part is only a copy: the transport still owns what it names.
+ */
+static void
+object_conn_refused(torpor_conn *conn)
+{
+    conn->transport_done = true;
+    tpr_conn_unlink(conn);
+    tpr_conn_free(conn);
 }
 
 /* object_attach_here joins a connection; on the object's shard thread. */
@@ -351,17 +393,16 @@ object_attach_here(struct tpr_shard *shard, struct torpor_plugin_ctx *klass,
         *http_status = 503;
         return TORPOR_ELIMIT;
     }
-    torpor_conn *conn = calloc(1, sizeof(*conn));
-    if (conn == NULL) {
+    torpor_conn *conn;
+    torpor_err nerr = tpr_conn_new(shard->conns, transport, tconn, &conn);
+    if (nerr != TORPOR_OK) {
         if (obj->nconns == 0 && obj->depth == 0 && !tpr_object_gated(obj)) {
             tpr_object_free(obj);
         }
         *http_status = 503;
-        return TORPOR_ENOMEM;
+        return nerr;
     }
     conn->object = obj;
-    conn->transport = transport;
-    conn->tconn = tconn;
     conn->id = __atomic_add_fetch(&rt->next_conn_id, 1, __ATOMIC_RELAXED);
     conn->state = CONN_ATTACHED;
     conn->next = obj->conns;
@@ -376,8 +417,7 @@ object_attach_here(struct tpr_shard *shard, struct torpor_plugin_ctx *klass,
     if (terr != TORPOR_OK) {
         *http_status = terr == TORPOR_ENOMEM ? 503 : 400;
         tpr_object_enter(obj);
-        tpr_conn_unlink(conn);
-        tpr_conn_free(conn);
+        object_conn_refused(conn);
         __atomic_sub_fetch(&rt->nconns, 1, __ATOMIC_RELAXED);
         tpr_object_leave(obj);
         return terr;
@@ -396,8 +436,7 @@ object_attach_here(struct tpr_shard *shard, struct torpor_plugin_ctx *klass,
         }
         if (err != TORPOR_OK) {
             *http_status = err == TORPOR_EREFUSED ? status : 500;
-            tpr_conn_unlink(conn);
-            tpr_conn_free(conn);
+            object_conn_refused(conn);
             __atomic_sub_fetch(&rt->nconns, 1, __ATOMIC_RELAXED);
             tpr_object_leave(obj);
             return err == TORPOR_EREFUSED ? err : TORPOR_EREFUSED;

@@ -36,19 +36,25 @@ struct conn_extra {
     uint8_t *tags;
 };
 
+/*
+ * The core's part of a connection record.  It lies in the loop's store
+ * (conn_store.c) right after the transport's part, which gives it its
+ * transport and loop; see docs/architecture.md for the bytes.  The record
+ * is freed once both sides are done: the class (its close was delivered,
+ * object is NULL) and the transport (it released the record).
+ */
 struct torpor_conn {
-    torpor_object *object;
-    struct torpor_plugin_ctx *transport;
-    void *tconn;                /* NULL once the transport reported close */
+    torpor_object *object;      /* NULL once its close was delivered */
+    struct conn_extra *extra;   /* NULL until something is set */
     uint64_t id;
     torpor_conn *prev;
     torpor_conn *next;
-    struct conn_extra *extra;   /* NULL until something is set */
     uint8_t state;              /* enum conn_state */
-    bool opened;                /* the class was told of the open */
-    bool accepting;             /* in the class's accept: tags may change */
-    bool deferred;              /* closed while hibernating; told on wake */
-    bool close_clean;           /* of a deferred close */
+    bool opened : 1;            /* the class was told of the open */
+    bool accepting : 1;         /* in the class's accept: tags may change */
+    bool deferred : 1;          /* closed while hibernating; told on wake */
+    bool close_clean : 1;       /* of a deferred close */
+    bool transport_done : 1;    /* the transport released the record */
     uint16_t close_code;        /* of a deferred close */
 };
 
@@ -185,8 +191,24 @@ void tpr_object_free(torpor_object *obj);
 /* tpr_conn_unlink takes conn off its object's list; does not free it. */
 void tpr_conn_unlink(torpor_conn *conn);
 
-/* tpr_conn_free frees a connection record and what it carries. */
+/*
+ * tpr_conn_free ends the core's part of conn: frees what it carries and
+ * the record itself once the transport released it too.  conn must be
+ * unlinked.
+ */
 void tpr_conn_free(torpor_conn *conn);
+
+/* tpr_conn_extra_free frees conn's tags and attachment; conn_extra.c. */
+void tpr_conn_extra_free(torpor_conn *conn);
+
+/*
+ * tpr_conn_release is the host's conn_release: the transport is done
+ * with conn's record.  On conn's loop.
+ */
+void tpr_conn_release(torpor_conn *conn);
+
+/* tpr_conn_loop is the host's conn_loop.  Any thread. */
+torpor_loop *tpr_conn_loop(const torpor_conn *conn);
 
 /*
  * tpr_conn_tags_from_query sets the tags a URL query names (tag=...),

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/conn_store.h"
 #include "core/loader.h"
 #include "core/log.h"
 #include "core/object_internal.h"
@@ -62,15 +63,16 @@ static torpor_err
 output_send_now(torpor_conn *conn, torpor_msg_kind kind, const void *data,
                 size_t len)
 {
-    const struct torpor_transport_ops *t = &conn->transport->ops.transport;
+    struct torpor_plugin_ctx *transport = tpr_conn_transport(conn);
+    const struct torpor_transport_ops *t = &transport->ops.transport;
     torpor_frame *frame;
 
-    torpor_err err = t->frame_encode(conn->transport->state, kind, data, len,
+    torpor_err err = t->frame_encode(transport->state, kind, data, len,
                                      &frame);
     if (err != TORPOR_OK) {
         return err;
     }
-    err = t->frame_send(conn->tconn, frame);
+    err = t->frame_send(tpr_conn_tconn(conn), frame);
     t->frame_release(frame);
     conn->object->shard->stats.messages_out += err == TORPOR_OK;
     return err;
@@ -97,23 +99,24 @@ output_broadcast_now(torpor_object *obj, torpor_msg_kind kind,
             || (tag != NULL && !tpr_conn_has_tag(c, *tag))) {
             continue;
         }
-        const struct torpor_transport_ops *t = &c->transport->ops.transport;
+        struct torpor_plugin_ctx *transport = tpr_conn_transport(c);
+        const struct torpor_transport_ops *t = &transport->ops.transport;
         torpor_frame *frame = NULL;
         bool owned = false;     /* not in enc: release after this send */
         size_t i;
-        for (i = 0; i < nenc && enc[i].transport != c->transport; i++) {
+        for (i = 0; i < nenc && enc[i].transport != transport; i++) {
         }
         if (i < nenc) {
             frame = enc[i].frame;
         } else {
-            torpor_err err = t->frame_encode(c->transport->state, kind, data,
+            torpor_err err = t->frame_encode(transport->state, kind, data,
                                              len, &frame);
             if (err != TORPOR_OK) {
                 result = err;
                 continue;
             }
             if (nenc < BROADCAST_TRANSPORTS) {
-                enc[nenc].transport = c->transport;
+                enc[nenc].transport = transport;
                 enc[nenc].frame = frame;
                 nenc++;
             } else {
@@ -122,7 +125,7 @@ output_broadcast_now(torpor_object *obj, torpor_msg_kind kind,
         }
         /* A refused send closes that connection; the room goes on. */
         obj->shard->stats.messages_out +=
-            t->frame_send(c->tconn, frame) == TORPOR_OK;
+            t->frame_send(tpr_conn_tconn(c), frame) == TORPOR_OK;
         if (owned) {
             t->frame_release(frame);
         }
@@ -226,8 +229,8 @@ tpr_conn_close(torpor_conn *conn, uint16_t code, const char *reason,
     conn->state = CONN_CLOSING;
     torpor_object *obj = conn->object;
     tpr_object_enter(obj);
-    torpor_err err = conn->transport->ops.transport.close(conn->tconn, code,
-                                                          reason, reason_len);
+    torpor_err err = tpr_conn_transport(conn)->ops.transport.close(
+        tpr_conn_tconn(conn), code, reason, reason_len);
     tpr_object_leave(obj);
     return err;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/conn_store.h"
 #include "core/loader.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -204,7 +205,8 @@ runtime_make_shards(struct tpr_runtime *rt)
         struct tpr_shard *s = &rt->shards[i];
         s->rt = rt;
         if (tpr_loop_new(&s->loop) != TORPOR_OK
-            || tpr_objects_new(&s->objects) != TORPOR_OK) {
+            || tpr_objects_new(&s->objects) != TORPOR_OK
+            || tpr_conn_store_new(s, &s->conns) != TORPOR_OK) {
             return TORPOR_ENOMEM;
         }
     }
@@ -522,6 +524,10 @@ tpr_runtime_free(struct tpr_runtime *rt)
     }
     for (size_t i = 0; i < rt->nshards; i++) {
         tpr_objects_free(rt->shards[i].objects);
+    }
+    /* Records the transports still hold: they free their parts. */
+    for (size_t i = 0; i < rt->nshards; i++) {
+        tpr_conn_store_free(rt->shards[i].conns);
     }
     for (size_t i = rt->nplugins; i > 0; i--) {
         tpr_plugin_destroy(rt->plugins[i - 1]);

@@ -19,6 +19,7 @@
 
 
 struct tpr_objects;
+struct tpr_conn_store;
 struct event;
 
 /* A route: "/NAME/<object>" goes to the objects of class klass. */
@@ -56,6 +57,7 @@ struct tpr_shard {
     struct tpr_runtime *rt;
     torpor_loop *loop;
     struct tpr_objects *objects;
+    struct tpr_conn_store *conns;   /* its connection records */
     struct tpr_stats stats;
     pthread_t thread;
     bool has_thread;

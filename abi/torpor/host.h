@@ -111,7 +111,11 @@ struct torpor_host {
 
     /*
      * conn_attach asks to join the object that req names.  tconn is the
-     * transport's own record, handed back in every transport op.  On
+     * transport's own record, handed back in every transport op; or, for
+     * a transport with conn_bytes (torpor/transport.h), the record the
+     * core makes by copying tconn's first conn_bytes, which from then on
+     * owns what tconn did and lies right before the core's handle, at
+     * (char *)*conn - TORPOR_CONN_SPAN(conn_bytes).  On
      * TORPOR_OK, *conn is the core's handle and *loop the loop the
      * connection must move its io to before it calls conn_opened.  On
      * failure, *http_status says what to answer: 404 (TORPOR_ENOENT, no
@@ -138,7 +142,8 @@ struct torpor_host {
      * conn_closed reports that the connection is gone: the close handshake
      * finished (clean), or the socket failed or was dropped (code 1006).
      * After this call the core never uses tconn again and the transport
-     * may free it.
+     * may free it; a record the core keeps is given back with
+     * conn_release instead.
      */
     void (*conn_closed)(torpor_conn *conn, uint16_t code, const char *reason,
                         size_t reason_len, bool clean);
@@ -345,6 +350,25 @@ struct torpor_host {
      * returns, not even one the loop had already found ready.  On loop.
      */
     void (*watch_del)(torpor_loop *loop, int fd, void *arg);
+
+    /* ---- transport side: records the core keeps (conn_bytes) ---- */
+
+    /*
+     * conn_release tells the core that the transport is done with the
+     * record the core keeps for it (transport ops conn_bytes): after
+     * conn_closed, once its last bytes are written.  The core frees the
+     * record when the class is done with it too, so neither side may
+     * touch it afterwards.  Releasing a record not yet reported closed
+     * reports it closed with 1006 first.  On the connection's loop.
+     */
+    void (*conn_release)(torpor_conn *conn);
+
+    /*
+     * conn_loop: the loop conn lives on, which conn_attach also returned;
+     * valid until the transport releases the record, or until conn_closed
+     * for a transport that keeps its own.  Any thread.
+     */
+    torpor_loop *(*conn_loop)(const torpor_conn *conn);
 };
 
 #define TORPOR_TAGS_MAX 10

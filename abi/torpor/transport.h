@@ -50,7 +50,34 @@ struct torpor_transport_ops {
      */
     torpor_err (*close)(void *tconn, uint16_t code, const char *reason,
                         size_t reason_len);
+
+    /*
+     * conn_bytes, when not 0, asks the core to keep each attached
+     * connection's transport record in one allocation with its own, in a
+     * store per loop without a malloc header per record: conn_attach
+     * copies the first conn_bytes of tconn into it, and every op is then
+     * given that copy, which lies right before the core's handle: conn ==
+     * (char *)copy + TORPOR_CONN_SPAN(conn_bytes), so each side finds the
+     * other without a pointer.  The copy is aligned to 8 bytes.  The
+     * transport gives it back with host->conn_release.  At most
+     * TORPOR_CONN_BYTES_MAX.  0: the transport keeps its records itself.
+     */
+    uint32_t conn_bytes;
+
+    /*
+     * conn_discard frees what a record copy holds (its socket, buffers,
+     * timers) without telling the core, when the core frees records the
+     * transport has not released: at teardown, once no loop runs and
+     * before the transport is destroyed.  Mandatory with conn_bytes.
+     */
+    void (*conn_discard)(void *tconn);
 };
+
+/* The largest conn_bytes a transport may ask for. */
+#define TORPOR_CONN_BYTES_MAX 1024u
+
+/* The bytes between a record copy and the core's handle after it. */
+#define TORPOR_CONN_SPAN(conn_bytes) (((size_t)(conn_bytes) + 7u) & ~(size_t)7u)
 
 #ifdef __cplusplus
 }
