@@ -336,7 +336,8 @@ tpr_conn_store_free(struct tpr_conn_store *store)
         if (b == NULL) {
             continue;
         }
-        const struct torpor_transport_ops *t = &b->kind->transport->ops.transport;
+        const struct torpor_transport_ops *t =
+            &b->kind->transport->ops.transport;
         for (uint32_t i = 0; i < b->fresh; i++) {
             if ((b->in_use[i / 64] & ((uint64_t)1 << (i % 64))) == 0) {
                 continue;

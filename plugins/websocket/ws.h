@@ -4,18 +4,22 @@
  * Threads: listeners, the accept pause timer and connections in their
  * handshake live on the host's main loop.  Once the core attaches a
  * connection it moves to its object's loop and from then on only that
- * loop touches it; the registry of connections is the one structure that
- * several loops share, under ws_state.lock.
+ * loop touches it.
  *
- * Memory: an idle open connection is one struct ws_conn and nothing else.
- * Everything that exists only while work is in progress (the handshake
- * bytes, a frame or message that spans reads, unsent output, a deadline)
- * lives in a struct ws_busy that is freed as soon as the work is done.
+ * Memory: an idle open connection is one struct ws_conn of 16 bytes, kept
+ * by the core beside its own record (transport ops conn_bytes), and
+ * nothing else: no pointer to the plugin's state (there is one, ws_of),
+ * to its loop (the core's store knows it, ws_loop) or to the core's
+ * handle (it follows the record, ws_core).  Everything that exists only
+ * while work is in progress (the handshake bytes, a frame or message that
+ * spans reads, unsent output, a deadline) lives in a struct ws_busy that
+ * is freed as soon as the work is done.  During its handshake a
+ * connection is a struct ws_hs_conn of the plugin's own, listed so that
+ * stop and destroy find it; attaching copies its ws_conn into the core.
  */
 #ifndef TORPOR_PLUGINS_WS_H
 #define TORPOR_PLUGINS_WS_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -97,14 +101,10 @@ struct ws_state {
     bool stopping;
 
     /*
-     * Every connection, so that stop and destroy find them.  Each
-     * connection knows its slot, which makes removal a swap with the last
-     * entry; slot is read and written only under lock.
+     * Connections in their handshake, so that stop and destroy find them;
+     * main loop only.  Attached ones are the core's to find.
      */
-    pthread_mutex_t lock;
-    struct ws_conn **conns;
-    uint32_t n_conns;
-    uint32_t cap_conns;
+    struct ws_hs_conn *handshakes;
 
     /* Rate limit of per-peer warnings; __atomic, any loop. */
     uint64_t warn_window_ms;
@@ -138,7 +138,17 @@ enum {
     WS_F_WATCH_READ = 2,  /* the watch currently asks for reads */
     WS_F_WATCH_WRITE = 4, /* the watch currently asks for writes */
     WS_F_DISCARD = 8,     /* framing is lost: drop every input byte */
-    WS_F_ARRIVING = 16    /* watched on its object's loop, not yet there */
+    WS_F_ARRIVING = 16,   /* on its way to its object's loop, not yet there */
+    WS_F_CORE = 32,       /* the core keeps the record: attached */
+    WS_F_REPORTED = 64    /* conn_closed was said: the core is told no more */
+};
+
+struct ws_conn;
+
+/* The hand-over of an attached connection to its object's loop. */
+struct ws_move {
+    torpor_task task;
+    struct ws_conn *c;
 };
 
 /*
@@ -157,6 +167,7 @@ struct ws_busy {
     /* The 101 response, while the connection moves to its object's loop. */
     char *upgrade_resp;
     size_t upgrade_resp_len;
+    struct ws_move move;
 
     /* The data message being assembled across frames or reads. */
     uint8_t *msg;
@@ -188,20 +199,67 @@ struct ws_busy {
 
 /*
  * One peer.  Kept small on purpose: a room server holds many idle
- * connections, so nothing here is a buffer.
+ * connections, so nothing here is a buffer or a pointer that can be
+ * found another way.  Once attached the core keeps it, so every byte here
+ * costs every idle connection; its size is rounded up to 8 (see
+ * TORPOR_CONN_SPAN), so up to 8 more bytes cost one 8-byte step, not one
+ * per field.
  */
 struct ws_conn {
-    struct ws_state *ws;
-    torpor_loop *loop; /* main loop, then the object's loop */
-    torpor_conn *conn;    /* the core's handle; NULL before attach and
-                               after conn_closed */
     struct ws_busy *busy; /* NULL while idle */
     int fd;
-    uint32_t slot;       /* index in ws_state.conns, under its lock */
-    uint16_t close_code; /* what our close frame said */
-    uint8_t state;       /* enum ws_conn_state */
-    uint8_t flags;       /* WS_F_* */
+    uint16_t close_code;  /* what our close frame said */
+    uint8_t state;        /* enum ws_conn_state */
+    uint8_t flags;        /* WS_F_* */
 };
+
+/* The bytes between a record the core keeps and the core's handle. */
+#define WS_CONN_SPAN TORPOR_CONN_SPAN(sizeof(struct ws_conn))
+
+/* A connection in its handshake: the plugin's own, on the main loop. */
+struct ws_hs_conn {
+    struct ws_conn c; /* first: a ws_conn of a handshake is one of these */
+    struct ws_hs_conn *prev;
+    struct ws_hs_conn *next;
+};
+
+/* The plugin's one state, made by create; there is one per process. */
+extern struct ws_state *ws_the_state;
+
+/* ws_of: the plugin's state, for any record. */
+static inline struct ws_state *
+ws_of(const struct ws_conn *c)
+{
+    (void)c;
+    return ws_the_state;
+}
+
+/* ws_handle: the core's handle of a record the core keeps (WS_F_CORE). */
+static inline torpor_conn *
+ws_handle(const struct ws_conn *c)
+{
+    return (torpor_conn *)((char *)(uintptr_t)c + WS_CONN_SPAN);
+}
+
+/*
+ * ws_core: the core's handle while the core may hear of c, from attach
+ * until conn_closed; NULL before and after.  Host calls that report on a
+ * connection take it.
+ */
+static inline torpor_conn *
+ws_core(const struct ws_conn *c)
+{
+    return (c->flags & (WS_F_CORE | WS_F_REPORTED)) == WS_F_CORE
+               ? ws_handle(c)
+               : NULL;
+}
+
+/* ws_conn_of: the record of a handle of the core. */
+static inline struct ws_conn *
+ws_conn_of(torpor_conn *conn)
+{
+    return (struct ws_conn *)((char *)conn - WS_CONN_SPAN);
+}
 
 /*
  * Logging through the host, so lines carry the plugin's name and the
@@ -272,6 +330,28 @@ torpor_err ws_conn_accept(struct ws_state *ws, int fd);
  */
 void ws_conn_on_ready(void *arg, unsigned events);
 
+/* ws_loop: the loop c lives on: main until attached, then its object's. */
+torpor_loop *ws_loop(const struct ws_conn *c);
+
+/*
+ * ws_conn_settle ends every callback of c: it frees c if it is done, and
+ * otherwise trims its in-progress record and updates its watch.
+ */
+void ws_conn_settle(struct ws_conn *c);
+
+/*
+ * ws_conn_hs_forget takes a handshake record off the plugin's list and
+ * frees it, and only it: an attached copy owns its socket and busy now.
+ * Main loop.
+ */
+void ws_conn_hs_forget(struct ws_conn *c);
+
+/*
+ * ws_conn_op_discard is the transport's conn_discard op: frees what an
+ * attached record holds, at teardown, without telling the core.
+ */
+void ws_conn_op_discard(void *tconn);
+
 /* ws_conn_peer writes the peer's "IP:PORT" for logs; "?" if unknown. */
 void ws_conn_peer(const struct ws_conn *c, char out[WS_ADDR_STRLEN]);
 
@@ -334,8 +414,8 @@ void ws_conn_destroy_all(struct ws_state *ws);
 
 /*
  * ws_upgrade_read reads the upgrade request and, once it is whole, refuses
- * or attaches c.  Returns false when c has been handed to its object's
- * loop, after which the calling thread must not touch it.  Main loop.
+ * or attaches c.  Returns false when c is gone: attached, it was copied
+ * into the core's record, which went on to its object's loop.  Main loop.
  */
 bool ws_upgrade_read(struct ws_conn *c);
 
@@ -345,11 +425,6 @@ bool ws_upgrade_read(struct ws_conn *c);
  */
 void ws_upgrade_drain(struct ws_conn *c);
 
-/*
- * ws_upgrade_arrive opens an attached c on its object's loop: tells the
- * core, then parses what the client pipelined after its request.
- */
-void ws_upgrade_arrive(struct ws_conn *c);
 
 /* ---- ws_read.c ---- */
 

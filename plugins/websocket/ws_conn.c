@@ -1,12 +1,12 @@
 /*
- * The life of a connection: its record, io and deadline callbacks, the
+ * The life of a connection: its record, watch and deadline callbacks, the
  * close handshake and teardown.  The opening handshake is in ws_upgrade.c.
  *
  * Re-entrancy: host calls made from here (conn_opened, conn_received) may
  * call back into the transport ops for the same connection.  Ops never free
  * a connection; they only change its state or mark it failed.  A record is
- * freed only at the end of one of its own io or timer callbacks, in
- * ws_conn_settle, when no host call for it is on the stack.
+ * freed only at the end of one of its own watch, timer or move callbacks,
+ * in ws_conn_settle, when no host call for it is on the stack.
  */
 #include "ws.h"
 
@@ -21,52 +21,34 @@
 
 static void ws_conn_on_timer(torpor_timer *timer, void *arg);
 
-/* ---- the registry of every connection ---- */
-
-static torpor_err
-ws_registry_add(struct ws_state *ws, struct ws_conn *c)
-{
-    torpor_err err = TORPOR_OK;
-
-    pthread_mutex_lock(&ws->lock);
-    if (ws->n_conns == ws->cap_conns) {
-        uint32_t cap = ws->cap_conns == 0 ? 64 : ws->cap_conns * 2;
-        struct ws_conn **p = NULL;
-
-        if (cap > ws->cap_conns) {
-            p = realloc(ws->conns, (size_t)cap * sizeof(*p));
-        }
-        if (p == NULL) {
-            err = TORPOR_ENOMEM;
-            goto out;
-        }
-        ws->conns = p;
-        ws->cap_conns = cap;
-    }
-    c->slot = ws->n_conns;
-    ws->conns[ws->n_conns++] = c;
-out:
-    pthread_mutex_unlock(&ws->lock);
-    return err;
-}
+/* ---- connections in their handshake ---- */
 
 static void
-ws_registry_remove_locked(struct ws_state *ws, struct ws_conn *c)
+ws_hs_link(struct ws_state *ws, struct ws_hs_conn *h)
 {
-    struct ws_conn *last = ws->conns[--ws->n_conns];
-
-    ws->conns[c->slot] = last;
-    last->slot = c->slot;
-    /* Give memory back after a peak, keeping room to grow again. */
-    if (ws->cap_conns > 256 && ws->n_conns < ws->cap_conns / 4) {
-        struct ws_conn **p =
-            realloc(ws->conns, (size_t)(ws->cap_conns / 2) * sizeof(*p));
-
-        if (p != NULL) {
-            ws->conns = p;
-            ws->cap_conns /= 2;
-        }
+    h->prev = NULL;
+    h->next = ws->handshakes;
+    if (ws->handshakes != NULL) {
+        ws->handshakes->prev = h;
     }
+    ws->handshakes = h;
+}
+
+void
+ws_conn_hs_forget(struct ws_conn *c)
+{
+    struct ws_hs_conn *h = (struct ws_hs_conn *)c;
+    struct ws_state *ws = ws_of(c);
+
+    if (h->prev != NULL) {
+        h->prev->next = h->next;
+    } else {
+        ws->handshakes = h->next;
+    }
+    if (h->next != NULL) {
+        h->next->prev = h->prev;
+    }
+    free(h);
 }
 
 /* ---- records ---- */
@@ -80,15 +62,25 @@ ws_conn_busy(struct ws_conn *c)
     return c->busy;
 }
 
-/* ws_conn_release frees c and what it holds, registry aside. */
-static void
-ws_conn_release(struct ws_conn *c)
+torpor_loop *
+ws_loop(const struct ws_conn *c)
 {
-    const struct torpor_host *host = c->ws->host;
+    const struct ws_state *ws = ws_of(c);
+
+    return (c->flags & WS_F_CORE) != 0 ? ws->host->conn_loop(ws_handle(c))
+                                       : ws->host->loop_main(ws->self);
+}
+
+/* ws_conn_drop_parts frees what c holds: its watch, busy record, socket. */
+static void
+ws_conn_drop_parts(struct ws_conn *c)
+{
+    const struct torpor_host *host = ws_of(c)->host;
     struct ws_busy *b = c->busy;
 
     if ((c->flags & (WS_F_WATCH_READ | WS_F_WATCH_WRITE)) != 0) {
-        host->watch_del(c->loop, c->fd, c);
+        host->watch_del(ws_loop(c), c->fd, c);
+        c->flags &= (uint8_t) ~(WS_F_WATCH_READ | WS_F_WATCH_WRITE);
     }
     if (b != NULL) {
         if (b->timer != NULL) {
@@ -99,22 +91,30 @@ ws_conn_release(struct ws_conn *c)
         free(b->upgrade_resp);
         ws_write_free(b);
         free(b);
+        c->busy = NULL;
     }
     if (c->fd >= 0) {
         close(c->fd);
+        c->fd = -1;
     }
-    free(c);
 }
 
+/* ws_conn_free frees c: the core's record goes back to the core. */
 static void
 ws_conn_free(struct ws_conn *c)
 {
-    struct ws_state *ws = c->ws;
+    ws_conn_drop_parts(c);
+    if ((c->flags & WS_F_CORE) != 0) {
+        ws_of(c)->host->conn_release(ws_handle(c));
+    } else {
+        ws_conn_hs_forget(c);
+    }
+}
 
-    pthread_mutex_lock(&ws->lock);
-    ws_registry_remove_locked(ws, c);
-    pthread_mutex_unlock(&ws->lock);
-    ws_conn_release(c);
+void
+ws_conn_op_discard(void *tconn)
+{
+    ws_conn_drop_parts(tconn);
 }
 
 /* ws_conn_trim frees the in-progress record once nothing is in progress. */
@@ -134,20 +134,20 @@ ws_conn_trim(struct ws_conn *c)
 }
 
 /*
- * ws_conn_report tells the core that c is gone, once: afterwards c->conn is
- * NULL and nothing here calls the host with that handle again.
+ * ws_conn_report tells the core that c is gone, once: afterwards ws_core(c)
+ * is NULL and nothing here calls the host with that handle again.
  */
 static void
 ws_conn_report(struct ws_conn *c, uint16_t code, const char *reason,
                size_t reason_len, bool clean)
 {
-    torpor_conn *conn = c->conn;
+    torpor_conn *conn = ws_core(c);
 
     if (conn == NULL) {
         return;
     }
-    c->conn = NULL;
-    c->ws->host->conn_closed(conn, code, reason, reason_len, clean);
+    c->flags |= WS_F_REPORTED;
+    ws_of(c)->host->conn_closed(conn, code, reason, reason_len, clean);
 }
 
 void
@@ -183,7 +183,8 @@ ws_conn_watch(struct ws_conn *c)
     if (want == have || want == 0) {
         return;
     }
-    if (c->ws->host->watch_set(c->loop, c->fd, want, ws_conn_on_ready, c)
+    if (ws_of(c)->host->watch_set(ws_loop(c), c->fd, want, ws_conn_on_ready,
+                                  c)
         != TORPOR_OK) {
         ws_conn_fail(c);
         return;
@@ -197,16 +198,12 @@ ws_conn_watch(struct ws_conn *c)
     }
 }
 
-/*
- * ws_conn_settle ends every callback of c: it frees c if it is done, and
- * otherwise trims its in-progress record and updates its io watch.
- */
-static void
+void
 ws_conn_settle(struct ws_conn *c)
 {
     if ((c->flags & WS_F_FAILED) != 0 || c->state == WS_ST_DEAD) {
-        if (c->conn != NULL) {
-            WS_LOG(c->ws, TORPOR_LOG_DEBUG, c->conn,
+        if (ws_core(c) != NULL) {
+            WS_LOG(ws_of(c), TORPOR_LOG_DEBUG, ws_core(c),
                    "connection dropped without close handshake");
         }
         ws_conn_report(c, TORPOR_CLOSE_ABNORMAL, NULL, 0, false);
@@ -225,14 +222,14 @@ ws_conn_settle(struct ws_conn *c)
 static bool
 ws_conn_deadline(struct ws_conn *c, uint64_t after_ms)
 {
-    const struct torpor_host *host = c->ws->host;
+    const struct torpor_host *host = ws_of(c)->host;
     struct ws_busy *b = ws_conn_busy(c);
 
     if (b == NULL) {
         return false;
     }
     if (b->timer == NULL
-        && host->timer_open(c->loop, ws_conn_on_timer, c, &b->timer)
+        && host->timer_open(ws_loop(c), ws_conn_on_timer, c, &b->timer)
                != TORPOR_OK) {
         b->timer = NULL;
         return false;
@@ -261,13 +258,6 @@ ws_conn_on_ready(void *arg, unsigned events)
 {
     struct ws_conn *c = arg;
 
-    if ((c->flags & WS_F_ARRIVING) != 0) {
-        /* First readiness on the object's loop: the record is ours now. */
-        c->flags &= (uint8_t)~WS_F_ARRIVING;
-        ws_upgrade_arrive(c);
-        ws_conn_settle(c);
-        return;
-    }
     if ((c->flags & WS_F_FAILED) != 0) {
         ws_conn_settle(c);
         return;
@@ -304,13 +294,13 @@ static void
 ws_conn_on_timer(torpor_timer *timer, void *arg)
 {
     struct ws_conn *c = arg;
-    struct ws_state *ws = c->ws;
+    struct ws_state *ws = ws_of(c);
     char peer[WS_ADDR_STRLEN];
 
     if ((c->flags & WS_F_ARRIVING) != 0) {
         /*
-         * The watch has not fired on this loop yet and its first callback
-         * owns the record; decide once it has.
+         * The record has not reached this loop yet and its move owns it;
+         * decide once it has.
          */
         ws->host->timer_arm(timer, WS_DEADLINE_RETRY_MS);
         return;
@@ -330,7 +320,7 @@ ws_conn_on_timer(torpor_timer *timer, void *arg)
         c->state = WS_ST_DEAD;
         break;
     case WS_ST_CLOSING:
-        WS_LOG(ws, TORPOR_LOG_DEBUG, c->conn,
+        WS_LOG(ws, TORPOR_LOG_DEBUG, ws_core(c),
                "no close frame from peer within %llu ms",
                (unsigned long long)ws->cfg.close_timeout_ms);
         c->flags |= WS_F_FAILED;
@@ -353,36 +343,30 @@ torpor_err
 ws_conn_accept(struct ws_state *ws, int fd)
 {
     const struct torpor_host *host = ws->host;
-    struct ws_conn *c = calloc(1, sizeof(*c));
+    torpor_loop *loop = host->loop_main(ws->self);
+    struct ws_hs_conn *h = calloc(1, sizeof(*h));
     struct ws_busy *b = calloc(1, sizeof(*b));
+    struct ws_conn *c = &h->c;
     torpor_err err;
 
-    if (c == NULL || b == NULL) {
+    if (h == NULL || b == NULL) {
         err = TORPOR_ENOMEM;
         goto fail;
     }
-    c->ws = ws;
-    c->loop = host->loop_main(ws->self);
     c->fd = fd;
     c->state = WS_ST_HANDSHAKE;
     c->busy = b;
-    err = host->timer_open(c->loop, ws_conn_on_timer, c, &b->timer);
+    err = host->timer_open(loop, ws_conn_on_timer, c, &b->timer);
     if (err != TORPOR_OK) {
         b->timer = NULL;
         goto fail;
     }
-    err = ws_registry_add(ws, c);
+    err = host->watch_add(loop, fd, TORPOR_IO_READ, ws_conn_on_ready, c);
     if (err != TORPOR_OK) {
-        goto fail;
-    }
-    err = host->watch_add(c->loop, fd, TORPOR_IO_READ, ws_conn_on_ready, c);
-    if (err != TORPOR_OK) {
-        pthread_mutex_lock(&ws->lock);
-        ws_registry_remove_locked(ws, c);
-        pthread_mutex_unlock(&ws->lock);
         goto fail;
     }
     c->flags = WS_F_WATCH_READ;
+    ws_hs_link(ws, h);
     host->timer_arm(b->timer, ws->cfg.handshake_timeout_ms);
     return TORPOR_OK;
 
@@ -395,7 +379,7 @@ fail:
         host->timer_close(b->timer);
     }
     free(b);
-    free(c);
+    free(h);
     return err;
 }
 
@@ -450,7 +434,7 @@ ws_conn_start_close(struct ws_conn *c, uint16_t code, const char *reason,
     if (ws_write_control(c, WS_OP_CLOSE, payload, len) != TORPOR_OK) {
         return;
     }
-    if (!ws_conn_deadline(c, c->ws->cfg.close_timeout_ms)) {
+    if (!ws_conn_deadline(c, ws_of(c)->cfg.close_timeout_ms)) {
         ws_conn_fail(c);
     }
 }
@@ -464,7 +448,7 @@ ws_conn_closed(struct ws_conn *c, uint16_t code, const char *reason,
     ws_conn_report(c, code, reason, reason_len, true);
     /* Our last bytes get close_timeout_ms to drain, as the peer's close. */
     if (!ws_write_pending(c)
-        || !ws_conn_deadline(c, c->ws->cfg.close_timeout_ms)) {
+        || !ws_conn_deadline(c, ws_of(c)->cfg.close_timeout_ms)) {
         c->state = WS_ST_DEAD;
     }
 }
@@ -493,37 +477,13 @@ ws_conn_op_close(void *tconn, uint16_t code, const char *reason,
 void
 ws_conn_stop_handshakes(struct ws_state *ws)
 {
-    torpor_loop *loop_main = ws->host->loop_main(ws->self);
-
-    pthread_mutex_lock(&ws->lock);
-    /* Downwards, so the swap of a removal brings in a visited entry. */
-    for (uint32_t i = ws->n_conns; i > 0; i--) {
-        struct ws_conn *c = ws->conns[i - 1];
-
-        /*
-         * Only records on the main loop may be read from this thread, and
-         * every handshake is one of them; loop itself is only ever written
-         * on the main loop.
-         */
-        if (c->loop != loop_main
-            || (c->state != WS_ST_HANDSHAKE && c->state != WS_ST_REFUSED)) {
-            continue;
-        }
-        ws_registry_remove_locked(ws, c);
-        ws_conn_release(c);
+    while (ws->handshakes != NULL) {
+        ws_conn_free(&ws->handshakes->c);
     }
-    pthread_mutex_unlock(&ws->lock);
 }
 
 void
 ws_conn_destroy_all(struct ws_state *ws)
 {
-    pthread_mutex_lock(&ws->lock);
-    while (ws->n_conns > 0) {
-        struct ws_conn *c = ws->conns[ws->n_conns - 1];
-
-        ws_registry_remove_locked(ws, c);
-        ws_conn_release(c);
-    }
-    pthread_mutex_unlock(&ws->lock);
+    ws_conn_stop_handshakes(ws);
 }

@@ -45,6 +45,8 @@ ws_warn_allowed(struct ws_state *ws)
            <= WS_WARN_PER_SECOND;
 }
 
+struct ws_state *ws_the_state;
+
 const char *
 ws_strerror(int err, char *buf, size_t size)
 {
@@ -59,20 +61,21 @@ ws_plugin_create(const struct torpor_host *host, torpor_plugin_ctx *self,
     struct ws_state *ws;
 
     /* Every host function this plugin calls exists since ABI 1.0. */
-    if (!TORPOR_HOST_HAS(host, watch_del)) {
+    if (!TORPOR_HOST_HAS(host, conn_loop)) {
         return TORPOR_EABI;
+    }
+    /* Records find the state through ws_of, so there is one at a time. */
+    if (ws_the_state != NULL) {
+        return TORPOR_EBUSY;
     }
     ws = calloc(1, sizeof(*ws));
     if (ws == NULL) {
         return TORPOR_ENOMEM;
     }
-    if (pthread_mutex_init(&ws->lock, NULL) != 0) {
-        free(ws);
-        return TORPOR_ENOMEM;
-    }
     ws->host = host;
     ws->self = self;
     ws_config_defaults(&ws->cfg);
+    ws_the_state = ws;
     *state = ws;
     return TORPOR_OK;
 }
@@ -113,8 +116,7 @@ ws_plugin_destroy(void *state)
     ws->stopping = true;
     ws_listen_stop(ws);
     ws_conn_destroy_all(ws);
-    free(ws->conns);
-    pthread_mutex_destroy(&ws->lock);
+    ws_the_state = NULL;
     free(ws);
 }
 
@@ -124,6 +126,8 @@ static const struct torpor_transport_ops ws_transport_ops = {
     .frame_send = ws_frame_send,
     .frame_release = ws_frame_release,
     .close = ws_conn_op_close,
+    .conn_bytes = sizeof(struct ws_conn),
+    .conn_discard = ws_conn_op_discard,
 };
 
 static const struct torpor_plugin ws_plugin = {

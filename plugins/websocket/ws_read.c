@@ -63,8 +63,8 @@ ws_read_violation(struct ws_conn *c, uint16_t code, bool framing_lost,
     if (c->state != WS_ST_OPEN) {
         return;
     }
-    if (what != NULL && ws_warn_allowed(c->ws)) {
-        WS_LOG(c->ws, TORPOR_LOG_WARN, c->conn,
+    if (what != NULL && ws_warn_allowed(ws_of(c))) {
+        WS_LOG(ws_of(c), TORPOR_LOG_WARN, ws_core(c),
                "could not read message: %s, closing with %u", what,
                (unsigned)code);
     }
@@ -113,8 +113,8 @@ ws_read_close(struct ws_conn *c, const uint8_t *p, size_t len)
     }
 
     if (bad != NULL) {
-        if (ws_warn_allowed(c->ws)) {
-            WS_LOG(c->ws, TORPOR_LOG_WARN, c->conn,
+        if (ws_warn_allowed(ws_of(c))) {
+            WS_LOG(ws_of(c), TORPOR_LOG_WARN, ws_core(c),
                    "could not accept close frame: %s, closing with %u", bad,
                    (unsigned)bad_code);
         }
@@ -215,13 +215,13 @@ ws_read_header(struct ws_conn *c, const uint8_t *data, size_t len,
 static void
 ws_read_begin(struct ws_conn *c, const struct ws_frame_header *fh)
 {
-    struct ws_state *ws = c->ws;
+    struct ws_state *ws = ws_of(c);
     const struct ws_busy *b = c->busy;
     bool open = b != NULL && b->msg_op != 0;
     uint64_t total;
 
     if (WS_DEBUG_ON(ws)) {
-        WS_LOG(ws, TORPOR_LOG_DEBUG, c->conn,
+        WS_LOG(ws, TORPOR_LOG_DEBUG, ws_core(c),
                "received frame: opcode %u, %" PRIu64 " bytes%s",
                (unsigned)fh->opcode, fh->payload_len, fh->fin ? ", fin" : "");
     }
@@ -242,7 +242,7 @@ ws_read_begin(struct ws_conn *c, const struct ws_frame_header *fh)
     total = (open ? b->msg_len : 0) + fh->payload_len;
     if (total > ws->cfg.max_message_bytes) {
         if (ws_warn_allowed(ws)) {
-            WS_LOG(ws, TORPOR_LOG_WARN, c->conn,
+            WS_LOG(ws, TORPOR_LOG_WARN, ws_core(c),
                    "could not accept message: %" PRIu64
                    " bytes or more, limit %zu",
                    total, ws->cfg.max_message_bytes);
@@ -262,8 +262,8 @@ ws_read_deliver(struct ws_conn *c, uint8_t opcode, const uint8_t *data,
     torpor_msg_kind kind =
         opcode == WS_OP_TEXT ? TORPOR_MSG_TEXT : TORPOR_MSG_BINARY;
 
-    c->ws->host->conn_received(c->conn, kind, data != NULL ? data : ws_empty,
-                               len);
+    ws_of(c)->host->conn_received(ws_core(c), kind,
+                                  data != NULL ? data : ws_empty, len);
 }
 
 /*
@@ -326,8 +326,8 @@ ws_read_append(struct ws_conn *c, struct ws_busy *b, const uint8_t *data,
         if (b->fh.fin && cap > at_end) {
             cap = (size_t)at_end;
         }
-        if (cap > c->ws->cfg.max_message_bytes) {
-            cap = c->ws->cfg.max_message_bytes;
+        if (cap > ws_of(c)->cfg.max_message_bytes) {
+            cap = ws_of(c)->cfg.max_message_bytes;
         }
         if (cap < need) {
             cap = need;
@@ -469,10 +469,11 @@ ws_read_ready(struct ws_conn *c)
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         return;
     }
-    if (WS_DEBUG_ON(c->ws)) {
+    if (WS_DEBUG_ON(ws_of(c))) {
         char err[128];
 
-        WS_LOG(c->ws, TORPOR_LOG_DEBUG, c->conn, "could not receive: %s",
+        WS_LOG(ws_of(c), TORPOR_LOG_DEBUG, ws_core(c),
+               "could not receive: %s",
                n == 0 ? "peer closed the connection"
                       : ws_strerror(errno, err, sizeof(err)));
     }

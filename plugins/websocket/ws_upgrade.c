@@ -25,7 +25,7 @@ static void
 ws_upgrade_reject(struct ws_conn *c, int http_status)
 {
     struct ws_busy *b = c->busy;
-    uint64_t linger_ms = c->ws->cfg.handshake_timeout_ms;
+    uint64_t linger_ms = ws_of(c)->cfg.handshake_timeout_ms;
     char out[512];
     size_t n = ws_handshake_reject(out, sizeof(out), http_status);
 
@@ -46,7 +46,7 @@ ws_upgrade_reject(struct ws_conn *c, int http_status)
     if (linger_ms > WS_REFUSED_LINGER_MS) {
         linger_ms = WS_REFUSED_LINGER_MS;
     }
-    c->ws->host->timer_arm(b->timer, linger_ms);
+    ws_of(c)->host->timer_arm(b->timer, linger_ms);
     c->state = WS_ST_REFUSED;
 }
 
@@ -182,7 +182,11 @@ ws_upgrade_route(struct ws_conn *c, const struct ws_hs_request *hs,
     return 0;
 }
 
-void
+/*
+ * ws_upgrade_arrive opens c on its object's loop: answers 101, tells the
+ * core, then parses what the client pipelined after its request.
+ */
+static void
 ws_upgrade_arrive(struct ws_conn *c)
 {
     struct ws_busy *b;
@@ -206,7 +210,7 @@ ws_upgrade_arrive(struct ws_conn *c)
     /* A close op may have come first; then the client never opened. */
     if (c->state == WS_ST_MOVING && (c->flags & WS_F_FAILED) == 0) {
         c->state = WS_ST_OPEN;
-        c->ws->host->conn_opened(c->conn);
+        ws_of(c)->host->conn_opened(ws_core(c));
     }
     b = c->busy;
     if (b == NULL || b->in == NULL) {
@@ -222,15 +226,43 @@ ws_upgrade_arrive(struct ws_conn *c)
 }
 
 /*
- * ws_upgrade_attach attaches c to the object its request names and answers
- * 101.  Returns false when c has been handed to another loop, after which
- * this thread must not touch it.
+ * ws_upgrade_move runs on the object's loop, posted by the attach: the
+ * record is first watched here, so that it is only ever touched on this
+ * loop from now on, its failures reported included.
+ */
+static void
+ws_upgrade_move(torpor_task *task)
+{
+    struct ws_conn *c = ((struct ws_move *)task)->c;
+    struct ws_state *ws = ws_of(c);
+    torpor_err err;
+
+    c->flags &= (uint8_t)~WS_F_ARRIVING;
+    err = ws->host->watch_add(ws_loop(c), c->fd, TORPOR_IO_READ,
+                              ws_conn_on_ready, c);
+    if (err == TORPOR_OK) {
+        c->flags |= WS_F_WATCH_READ;
+    } else {
+        WS_LOG(ws, TORPOR_LOG_ERR, ws_core(c),
+               "could not watch connection on its loop: %s",
+               ws->host->strerror(err));
+        ws_conn_fail(c);
+    }
+    ws_upgrade_arrive(c);
+    ws_conn_settle(c);
+}
+
+/*
+ * ws_upgrade_attach attaches c to the object its request names.  The core
+ * keeps a copy of c, which takes over its socket and busy record and is
+ * posted to its object's loop, where it answers 101; c itself is freed.
+ * Returns false then, true when c was refused and stays.
  */
 static bool
 ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
                   size_t consumed)
 {
-    struct ws_state *ws = c->ws;
+    struct ws_state *ws = ws_of(c);
     const struct torpor_host *host = ws->host;
     struct ws_busy *b = c->busy;
     char peer[WS_ADDR_STRLEN];
@@ -239,6 +271,7 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
     torpor_conn *conn = NULL;
     torpor_loop *loop = NULL;
     size_t resp_len;
+    uint8_t hs_flags;
     int status;
     torpor_err err;
 
@@ -254,7 +287,7 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
     }
     /* Missing: no subprotocol is chosen; a browser that asked for one (Sec-WebSocket-Protocol) fails the connection after the 101. */
     /* Missing: Origin is not checked; any web page can open connections in its visitor's name. */
-    /* Before attaching, so a failure here needs no detach. */
+    /* Before attaching, so that nothing can fail after it. */
     resp_len = ws_handshake_accept(resp, sizeof(resp), hs->key, hs->key_len,
                                    NULL, NULL);
     if (resp_len == 0) {
@@ -263,19 +296,33 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
         ws_upgrade_reject(c, 500);
         return true;
     }
+    b->upgrade_resp = malloc(resp_len);
+    if (b->upgrade_resp == NULL) {
+        ws_upgrade_reject(c, 503);
+        return true;
+    }
+    memcpy(b->upgrade_resp, resp, resp_len);
+    b->upgrade_resp_len = resp_len;
     req.peer = peer;
     status = 0;
+    /* The copy the core makes reads as attached and on its way. */
+    hs_flags = c->flags;
+    c->flags = (uint8_t)((hs_flags & ~(WS_F_WATCH_READ | WS_F_WATCH_WRITE))
+                         | WS_F_CORE | WS_F_ARRIVING);
+    c->state = WS_ST_MOVING;
     err = host->conn_attach(ws->self, &req, c, &conn, &loop, &status);
+    c->flags = hs_flags;
+    c->state = WS_ST_HANDSHAKE;
     if (err != TORPOR_OK) {
         /* The core decided and logs what it must; this is the detail. */
         WS_LOG(ws, TORPOR_LOG_DEBUG, NULL,
                "could not attach \"%s\" to \"%.*s\": %s", peer,
                (int)hs->target_len, hs->target, host->strerror(err));
+        free(b->upgrade_resp);
+        b->upgrade_resp = NULL;
         ws_upgrade_reject(c, status != 0 ? status : ws_upgrade_status_of(err));
         return true;
     }
-    c->conn = conn;
-    c->state = WS_ST_MOVING;
     host->timer_close(b->timer);
     b->timer = NULL;
 
@@ -287,50 +334,27 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
         b->in = NULL;
         b->in_cap = 0;
     }
-    if (loop == NULL || loop == c->loop) {
-        /* A failure marks c failed; it is dropped on this loop. */
-        (void)ws_write_raw(c, resp, resp_len);
-        ws_upgrade_arrive(c);
-        return true;
-    }
-    b->upgrade_resp = malloc(resp_len);
-    if (b->upgrade_resp == NULL) {
-        c->flags |= WS_F_FAILED;
-        return true;
-    }
-    memcpy(b->upgrade_resp, resp, resp_len);
-    b->upgrade_resp_len = resp_len;
 
     /*
-     * The rest happens on the object's loop: the watch moves there asking
-     * for writes, which a fresh socket has at once, and its first callback
-     * takes the record over (ws_conn_on_ready).  From watch_add on, this
-     * thread must not touch c.
+     * The socket and b are the copy's now.  It is watched nowhere until
+     * its move runs on its loop, which is where the rest happens; from
+     * the post on, this thread must not touch it.
      */
-    torpor_loop *main_loop = c->loop;
-    host->watch_del(main_loop, c->fd, c);
-    c->loop = loop;
-    c->flags &= (uint8_t) ~WS_F_WATCH_READ;
-    c->flags |= WS_F_WATCH_WRITE | WS_F_ARRIVING;
-    err = host->watch_add(loop, c->fd, TORPOR_IO_WRITE, ws_conn_on_ready, c);
-    if (err != TORPOR_OK) {
-        /* Missing: this report reaches the core from the main loop, not the object's, when moving the watch fails. */
-        WS_LOG(ws, TORPOR_LOG_ERR, conn,
-               "could not move connection to its loop: %s",
-               host->strerror(err));
-        /* Nothing watches it now: it is dropped at the end of this call. */
-        c->loop = main_loop;
-        c->flags &= (uint8_t) ~(WS_F_WATCH_WRITE | WS_F_ARRIVING);
-        c->flags |= WS_F_FAILED;
-        return true;
-    }
+    host->watch_del(host->loop_main(ws->self), c->fd, c);
+    c->flags &= (uint8_t) ~(WS_F_WATCH_READ | WS_F_WATCH_WRITE);
+    c->fd = -1;
+    c->busy = NULL;
+    ws_conn_hs_forget(c);
+    b->move.c = ws_conn_of(conn);
+    b->move.task.run = ws_upgrade_move;
+    host->loop_post(loop, &b->move.task);
     return false;
 }
 
 bool
 ws_upgrade_read(struct ws_conn *c)
 {
-    struct ws_state *ws = c->ws;
+    struct ws_state *ws = ws_of(c);
     struct ws_busy *b = c->busy;
     size_t max = ws->cfg.max_handshake_bytes;
     struct ws_hs_request hs;

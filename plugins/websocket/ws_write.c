@@ -166,10 +166,11 @@ ws_write_try(struct ws_conn *c, const uint8_t *data, size_t len)
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
         return 0;
     }
-    if (WS_DEBUG_ON(c->ws)) {
+    if (WS_DEBUG_ON(ws_of(c))) {
         char buf[128];
 
-        WS_LOG(c->ws, TORPOR_LOG_DEBUG, c->conn, "could not send: %s",
+        WS_LOG(ws_of(c), TORPOR_LOG_DEBUG, ws_core(c),
+               "could not send: %s",
                ws_strerror(errno, buf, sizeof(buf)));
     }
     ws_conn_fail(c);
@@ -187,11 +188,11 @@ ws_write_slow(struct ws_conn *c, size_t queued)
 {
     struct ws_busy *b = c->busy;
 
-    if (ws_warn_allowed(c->ws)) {
+    if (ws_warn_allowed(ws_of(c))) {
         WS_LOG(
-            c->ws, TORPOR_LOG_WARN, c->conn,
+            ws_of(c), TORPOR_LOG_WARN, ws_core(c),
             "could not keep up with slow consumer: %zu bytes queued, limit %zu",
-            queued, c->ws->cfg.max_output_bytes);
+            queued, ws_of(c)->cfg.max_output_bytes);
     }
     if (b != NULL) {
         uint32_t keep = b->q_off > 0 ? 1 : 0;
@@ -211,7 +212,7 @@ torpor_err
 ws_frame_send(void *tconn, torpor_frame *frame)
 {
     struct ws_conn *c = tconn;
-    size_t limit = c->ws->cfg.max_output_bytes;
+    size_t limit = ws_of(c)->cfg.max_output_bytes;
     size_t queued;
     ssize_t sent = 0;
 
@@ -281,7 +282,7 @@ ws_write_copy(struct ws_conn *c, const void *data, size_t len, bool limited)
     if (limited && sent == 0) {
         size_t queued = (ws_write_pending(c) ? c->busy->q_bytes : 0) + len;
 
-        if (queued > c->ws->cfg.max_output_bytes) {
+        if (queued > ws_of(c)->cfg.max_output_bytes) {
             ws_write_slow(c, queued);
             ws_conn_watch(c);
             return TORPOR_ELIMIT;
@@ -363,10 +364,11 @@ ws_write_flush(struct ws_conn *c)
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 return;
             }
-            if (WS_DEBUG_ON(c->ws)) {
+            if (WS_DEBUG_ON(ws_of(c))) {
                 char buf[128];
 
-                WS_LOG(c->ws, TORPOR_LOG_DEBUG, c->conn, "could not send: %s",
+                WS_LOG(ws_of(c), TORPOR_LOG_DEBUG, ws_core(c),
+                       "could not send: %s",
                        ws_strerror(errno, buf, sizeof(buf)));
             }
             ws_conn_fail(c);
