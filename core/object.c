@@ -247,8 +247,7 @@ tpr_object_sleep(torpor_object *obj)
     if (obj->klass->ops.klass.object_destroy != NULL) {
         obj->klass->ops.klass.object_destroy(obj->instance);
     }
-    tpr_timer_close(obj->idle_timer);
-    obj->idle_timer = NULL;
+    tpr_object_idle_stop(obj);
     obj->instance = NULL;
     obj->awake = false;
     obj->shard->stats.objects_awake--;

@@ -125,7 +125,7 @@ struct torpor_object {
     bool awake;
     bool hibernating;           /* freed by hibernation, connections kept */
     uint64_t last_active_ms;    /* of the last event, for hibernation */
-    torpor_timer *idle_timer;   /* while awake, if the class hibernates */
+    uint32_t idle_pos;          /* in the loop's idle queue, + 1; 0: not */
 
     /*
      * depth counts entries into the object (a delivery, a host call from
@@ -180,10 +180,12 @@ torpor_err tpr_object_wake(torpor_object *obj);
 void tpr_object_sleep(torpor_object *obj);
 
 /*
- * tpr_object_idle_start arms hibernation for a freshly woken object whose
- * class hibernates; hibernate.c.
+ * tpr_object_idle_start queues a freshly woken object whose class
+ * hibernates on its loop's idle queue; tpr_object_idle_stop takes it off
+ * when its instance goes.  hibernate.c.
  */
 void tpr_object_idle_start(torpor_object *obj);
+void tpr_object_idle_stop(torpor_object *obj);
 
 /* tpr_object_free unlinks and frees an object that nothing refers to. */
 void tpr_object_free(torpor_object *obj);

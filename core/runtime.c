@@ -206,7 +206,8 @@ runtime_make_shards(struct tpr_runtime *rt)
         s->rt = rt;
         if (tpr_loop_new(&s->loop) != TORPOR_OK
             || tpr_objects_new(&s->objects) != TORPOR_OK
-            || tpr_conn_store_new(s, &s->conns) != TORPOR_OK) {
+            || tpr_conn_store_new(s, &s->conns) != TORPOR_OK
+            || tpr_idle_queue_new(s, &s->idle) != TORPOR_OK) {
             return TORPOR_ENOMEM;
         }
     }
@@ -528,6 +529,7 @@ tpr_runtime_free(struct tpr_runtime *rt)
     /* Records the transports still hold: they free their parts. */
     for (size_t i = 0; i < rt->nshards; i++) {
         tpr_conn_store_free(rt->shards[i].conns);
+        tpr_idle_queue_free(rt->shards[i].idle);
     }
     for (size_t i = rt->nplugins; i > 0; i--) {
         tpr_plugin_destroy(rt->plugins[i - 1]);

@@ -20,6 +20,7 @@
 
 struct tpr_objects;
 struct tpr_conn_store;
+struct tpr_idle_queue;
 struct event;
 
 /* A route: "/NAME/<object>" goes to the objects of class klass. */
@@ -58,6 +59,7 @@ struct tpr_shard {
     torpor_loop *loop;
     struct tpr_objects *objects;
     struct tpr_conn_store *conns;   /* its connection records */
+    struct tpr_idle_queue *idle;    /* awake objects, toward hibernation */
     struct tpr_stats stats;
     pthread_t thread;
     bool has_thread;
@@ -153,6 +155,15 @@ void tpr_alarms_stop(struct tpr_runtime *rt);
 /* tpr_runtime_class finds a loaded class plugin by name; NULL if none. */
 struct torpor_plugin_ctx *tpr_runtime_class(const struct tpr_runtime *rt,
                                             const char *name);
+
+/*
+ * tpr_idle_queue_new makes a shard's queue of objects toward hibernation,
+ * with its timer; tpr_idle_queue_free frees it once its objects are gone.
+ * hibernate.c.
+ */
+torpor_err tpr_idle_queue_new(struct tpr_shard *shard,
+                              struct tpr_idle_queue **out);
+void tpr_idle_queue_free(struct tpr_idle_queue *q);
 
 /* tpr_host_init fills the host table plugins receive. */
 void tpr_host_init(struct torpor_host *host);
