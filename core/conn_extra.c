@@ -269,7 +269,7 @@ tpr_object_conns(torpor_object *obj, const torpor_bytes *tag,
 {
     size_t n = 0;
 
-    for (torpor_conn *c = obj->conns; c != NULL; c = c->next) {
+    for (torpor_conn *c = obj->conns; c != NULL; c = tpr_conn_next(c)) {
         if (c->state != CONN_OPEN || !c->opened
             || (tag != NULL && !tpr_conn_has_tag(c, *tag))) {
             continue;

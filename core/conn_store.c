@@ -31,6 +31,13 @@
 
 #define STORE_BLOCK_BYTES ((size_t)65536)
 
+/*
+ * A record's ref: its block's number + 1 above its slot's index.  A slot
+ * is at least 16 bytes, so a block has fewer than 4096.
+ */
+#define STORE_REF_SLOT_BITS 12
+#define STORE_BLOCKS_MAX ((1u << (32 - STORE_REF_SLOT_BITS)) - 1)
+
 /* Transports a store keeps records for; one in practice. */
 #define STORE_KINDS_MAX 4
 
@@ -134,6 +141,8 @@ store_kind_of(struct tpr_conn_store *store,
         }
     }
     k->nslots = n;
+    _Static_assert(sizeof(torpor_conn) >= 16,
+                   "a block must hold fewer slots than a ref can name");
     return k;
 }
 
@@ -195,6 +204,9 @@ store_block_new(struct store_kind *k)
 
     while (number < store->nblocks && store->blocks[number] != NULL) {
         number++;
+    }
+    if (number == STORE_BLOCKS_MAX) {
+        return NULL;
     }
     if (number == store->cap_blocks) {
         uint32_t cap = store->cap_blocks == 0 ? 16 : store->cap_blocks * 2;
@@ -297,6 +309,29 @@ tpr_conn_delete(torpor_conn *conn)
     memcpy(slot, &b->free, sizeof(b->free));
     b->free = slot;
     STORE_POISON(slot, k->slot_bytes);
+}
+
+uint32_t
+tpr_conn_ref(const torpor_conn *conn)
+{
+    const struct store_block *b = store_block_of(conn);
+    uint32_t i = store_index(b, (const uint8_t *)conn - b->kind->span);
+
+    return (b->number + 1) << STORE_REF_SLOT_BITS | i;
+}
+
+torpor_conn *
+tpr_conn_near(const torpor_conn *near, uint32_t ref)
+{
+    if (ref == 0) {
+        return NULL;
+    }
+    const struct tpr_conn_store *store = store_block_of(near)->kind->store;
+    const struct store_block *b =
+        store->blocks[(ref >> STORE_REF_SLOT_BITS) - 1];
+    uint32_t i = ref & ((1u << STORE_REF_SLOT_BITS) - 1);
+
+    return (torpor_conn *)(store_slot(b, i) + b->kind->span);
 }
 
 struct tpr_shard *

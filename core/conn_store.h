@@ -42,6 +42,14 @@ torpor_err tpr_conn_new(struct tpr_conn_store *store,
 /* tpr_conn_delete gives conn's slot back.  On conn's loop. */
 void tpr_conn_delete(torpor_conn *conn);
 
+/*
+ * tpr_conn_ref names conn in 32 bits, never 0, within its store: a block
+ * number and a slot.  tpr_conn_near gives back the record that ref names
+ * in the store of near, NULL for 0.  On conn's loop.
+ */
+uint32_t tpr_conn_ref(const torpor_conn *conn);
+torpor_conn *tpr_conn_near(const torpor_conn *near, uint32_t ref);
+
 /* tpr_conn_shard: the shard conn lives on.  Any thread. */
 struct tpr_shard *tpr_conn_shard(const torpor_conn *conn);
 

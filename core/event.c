@@ -148,7 +148,7 @@ event_tell_deferred_closes(torpor_object *obj)
     torpor_conn *c = obj->conns;
 
     while (obj->deferred_closes > 0 && c != NULL) {
-        torpor_conn *next = c->next;
+        torpor_conn *next = tpr_conn_next(c);
         if (c->deferred) {
             struct obj_event ev = {
                 .type = OBJ_EV_CLOSE, .conn = c, .code = c->close_code,

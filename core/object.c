@@ -292,18 +292,26 @@ tpr_object_wake(torpor_object *obj)
     return TORPOR_OK;
 }
 
+torpor_conn *
+tpr_conn_next(const torpor_conn *conn)
+{
+    return tpr_conn_near(conn, conn->next);
+}
+
 void
 tpr_conn_unlink(torpor_conn *conn)
 {
     torpor_object *obj = conn->object;
+    torpor_conn *prev = tpr_conn_near(conn, conn->prev);
+    torpor_conn *next = tpr_conn_near(conn, conn->next);
 
-    if (conn->prev != NULL) {
-        conn->prev->next = conn->next;
+    if (prev != NULL) {
+        prev->next = conn->next;
     } else {
-        obj->conns = conn->next;
+        obj->conns = next;
     }
-    if (conn->next != NULL) {
-        conn->next->prev = conn->prev;
+    if (next != NULL) {
+        next->prev = conn->prev;
     }
     obj->nconns--;
 }
@@ -404,9 +412,9 @@ object_attach_here(struct tpr_shard *shard, struct torpor_plugin_ctx *klass,
     conn->object = obj;
     conn->id = __atomic_add_fetch(&rt->next_conn_id, 1, __ATOMIC_RELAXED);
     conn->state = CONN_ATTACHED;
-    conn->next = obj->conns;
     if (obj->conns != NULL) {
-        obj->conns->prev = conn;
+        conn->next = tpr_conn_ref(obj->conns);
+        obj->conns->prev = tpr_conn_ref(conn);
     }
     obj->conns = conn;
     obj->nconns++;
@@ -587,7 +595,8 @@ tpr_objects_close_all(struct tpr_objects *t, uint16_t code,
         while (obj != NULL) {
             torpor_object *next = obj->hash_next;
             tpr_object_enter(obj);
-            for (torpor_conn *c = obj->conns; c != NULL; c = c->next) {
+            for (torpor_conn *c = obj->conns; c != NULL;
+                 c = tpr_conn_next(c)) {
                 tpr_conn_close(c, code, reason, strlen(reason));
             }
             tpr_object_leave(obj);
@@ -613,7 +622,7 @@ tpr_objects_free(struct tpr_objects *t)
             }
             while (obj->conns != NULL) {
                 torpor_conn *c = obj->conns;
-                obj->conns = c->next;
+                obj->conns = tpr_conn_next(c);
                 tpr_conn_free(c);
             }
             free(obj->parked);

@@ -47,8 +47,8 @@ struct torpor_conn {
     torpor_object *object;      /* NULL once its close was delivered */
     struct conn_extra *extra;   /* NULL until something is set */
     uint64_t id;
-    torpor_conn *prev;
-    torpor_conn *next;
+    uint32_t prev;              /* in the object's list, as tpr_conn_ref */
+    uint32_t next;              /* names them; 0: none */
     uint8_t state;              /* enum conn_state */
     bool opened : 1;            /* the class was told of the open */
     bool accepting : 1;         /* in the class's accept: tags may change */
@@ -189,6 +189,9 @@ void tpr_object_idle_stop(torpor_object *obj);
 
 /* tpr_object_free unlinks and frees an object that nothing refers to. */
 void tpr_object_free(torpor_object *obj);
+
+/* tpr_conn_next: the connection after conn in its object's list, or NULL. */
+torpor_conn *tpr_conn_next(const torpor_conn *conn);
 
 /* tpr_conn_unlink takes conn off its object's list; does not free it. */
 void tpr_conn_unlink(torpor_conn *conn);

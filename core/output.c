@@ -93,7 +93,7 @@ output_broadcast_now(torpor_object *obj, torpor_msg_kind kind,
     size_t nenc = 0;
     torpor_err result = TORPOR_OK;
 
-    for (torpor_conn *c = obj->conns; c != NULL; c = c->next) {
+    for (torpor_conn *c = obj->conns; c != NULL; c = tpr_conn_next(c)) {
         /* Only those the class has heard of: it may greet them first. */
         if (c == except || c->state != CONN_OPEN || !c->opened
             || (tag != NULL && !tpr_conn_has_tag(c, *tag))) {
