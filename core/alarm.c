@@ -123,7 +123,7 @@ tpr_alarm_event_end(torpor_object *obj)
                                   name, none, 0);
     } else if (a->retry >= ALARM_MAX_RETRIES) {
         obj->shard->stats.alarms_failed++;
-        tpr_log(TORPOR_LOG_ERR, "core", obj->log_ids, "alarm \"%s\" failed %u times; giving it up", a->name, a->retry + 1);
+        tpr_log(TORPOR_LOG_ERR, "core", tpr_object_log_ids(obj), "alarm \"%s\" failed %u times; giving it up", a->name, a->retry + 1);
         a->retry = 0;
         err = tpr_batch_add(&obj->batch, TORPOR_WRITE_ALARM_DELETE, name, none,
                             0);
@@ -131,7 +131,7 @@ tpr_alarm_event_end(torpor_object *obj)
         uint64_t delay = obj->rt->cfg->alarm_retry_ms << a->retry;
         a->retry++;
         obj->shard->stats.alarms_failed++;
-        tpr_log(TORPOR_LOG_WARN, "core", obj->log_ids, "alarm \"%s\" handler failed; retry %u in %llu ms", a->name, a->retry, (unsigned long long)delay);
+        tpr_log(TORPOR_LOG_WARN, "core", tpr_object_log_ids(obj), "alarm \"%s\" handler failed; retry %u in %llu ms", a->name, a->retry, (unsigned long long)delay);
         err = tpr_batch_add(&obj->batch, TORPOR_WRITE_ALARM_SET, name, none,
                             tpr_wall_ms() + delay);
     }

@@ -119,7 +119,7 @@ event_call(torpor_object *obj, const struct obj_event *ev, const void *data)
     }
     uint64_t took = tpr_now_ms() - start;
     if (took > obj->rt->cfg->handler_timeout_ms) {
-        tpr_log(TORPOR_LOG_ERR, obj->klass->desc.name, obj->log_ids, "%s handler ran %llu ms, limit %llu; resetting the object and dropping the event's writes", what, (unsigned long long)took, (unsigned long long)obj->rt->cfg->handler_timeout_ms);
+        tpr_log(TORPOR_LOG_ERR, obj->klass->desc.name, tpr_object_log_ids(obj), "%s handler ran %llu ms, limit %llu; resetting the object and dropping the event's writes", what, (unsigned long long)took, (unsigned long long)obj->rt->cfg->handler_timeout_ms);
         obj->reset_pending = true;
     }
 }
@@ -186,7 +186,7 @@ tpr_event_deliver(torpor_object *obj, const struct obj_event *ev,
             /* The constructor is reading its state: the event waits. */
             obj->parked = event_copy(ev, data);
             if (obj->parked == NULL) {
-                tpr_log(TORPOR_LOG_ERR, "core", obj->log_ids, "could not park event: out of memory");
+                tpr_log(TORPOR_LOG_ERR, "core", tpr_object_log_ids(obj), "could not park event: out of memory");
             }
             return;
         }
@@ -278,7 +278,7 @@ event_post(torpor_object *obj, const struct obj_event *ev, const void *data)
         && obj->queued >= obj->rt->cfg->max_queued_events) {
         /* Shed load at the edge: the sender is told, the room goes on. */
         char ids[512];
-        tpr_log(TORPOR_LOG_WARN, "core", tpr_log_ids(ids, sizeof(ids), obj, ev->conn), "could not queue message: %zu events queued, limit %llu; closing the sender with 1013", obj->queued, (unsigned long long)obj->rt->cfg->max_queued_events);
+        tpr_log(TORPOR_LOG_WARN, "core", tpr_log_ids(ids, sizeof(ids), obj, ev->conn), "could not queue message: %zu events queued, limit %llu; closing the sender with 1013", (size_t)obj->queued, (unsigned long long)obj->rt->cfg->max_queued_events);
         tpr_conn_close(ev->conn, TORPOR_CLOSE_TRY_AGAIN, "room overloaded",
                        15);
         return;
@@ -286,7 +286,7 @@ event_post(torpor_object *obj, const struct obj_event *ev, const void *data)
     struct obj_event *copy = event_copy(ev, data);
     if (copy == NULL) {
         /* Missing: back-pressure on the sender; under memory exhaustion a message is dropped. */
-        tpr_log(TORPOR_LOG_ERR, "core", obj->log_ids, "could not queue event: out of memory");
+        tpr_log(TORPOR_LOG_ERR, "core", tpr_object_log_ids(obj), "could not queue event: out of memory");
         return;
     }
     if (obj->queue_tail != NULL) {

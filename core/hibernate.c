@@ -172,12 +172,12 @@ hibernate_look(struct tpr_idle_queue *q, torpor_object *obj, uint64_t now)
     uint64_t due = busy != NULL ? now + after : obj->last_active_ms + after;
 
     if (busy != NULL) {
-        tpr_log(TORPOR_LOG_DEBUG, "core", obj->log_ids, "stays awake: %s", busy);
+        tpr_log(TORPOR_LOG_DEBUG, "core", tpr_object_log_ids(obj), "stays awake: %s", busy);
     }
     if (busy != NULL || idle < after) {
         if (!idle_push(q, obj, due)) {
             /* Only costs memory: it stays awake until it empties. */
-            tpr_log(TORPOR_LOG_WARN, "core", obj->log_ids, "could not arm hibernation: out of memory");
+            tpr_log(TORPOR_LOG_WARN, "core", tpr_object_log_ids(obj), "could not arm hibernation: out of memory");
         }
         return;
     }
@@ -186,7 +186,7 @@ hibernate_look(struct tpr_idle_queue *q, torpor_object *obj, uint64_t now)
     if (ops->hibernate != NULL) {
         torpor_err err = ops->hibernate(obj->instance);
         if (err != TORPOR_OK) {
-            tpr_log(TORPOR_LOG_WARN, obj->klass->desc.name, obj->log_ids, "hibernate handler failed: %s", tpr_strerror(err));
+            tpr_log(TORPOR_LOG_WARN, obj->klass->desc.name, tpr_object_log_ids(obj), "hibernate handler failed: %s", tpr_strerror(err));
         }
     }
     tpr_object_sleep(obj);
@@ -194,7 +194,7 @@ hibernate_look(struct tpr_idle_queue *q, torpor_object *obj, uint64_t now)
         obj->hibernating = true;
         obj->shard->stats.objects_hibernating++;
         obj->shard->stats.hibernations++;
-        tpr_log(TORPOR_LOG_INFO, "core", obj->log_ids, "object hibernated after %llu ms idle, %zu connections kept", (unsigned long long)idle, obj->nconns);
+        tpr_log(TORPOR_LOG_INFO, "core", tpr_object_log_ids(obj), "object hibernated after %llu ms idle, %zu connections kept", (unsigned long long)idle, (size_t)obj->nconns);
     }
     tpr_object_leave(obj);      /* may free obj */
 }
@@ -258,7 +258,7 @@ tpr_object_idle_start(torpor_object *obj)
     obj->last_active_ms = tpr_now_ms();
     if (!idle_push(q, obj, obj->last_active_ms + after)) {
         /* Only costs memory: the object stays awake until it empties. */
-        tpr_log(TORPOR_LOG_WARN, "core", obj->log_ids, "could not arm hibernation: out of memory");
+        tpr_log(TORPOR_LOG_WARN, "core", tpr_object_log_ids(obj), "could not arm hibernation: out of memory");
         return;
     }
     idle_arm(q);

@@ -201,11 +201,24 @@ object_new(struct tpr_shard *shard, struct torpor_plugin_ctx *klass,
            torpor_object **out)
 {
     struct tpr_runtime *rt = shard->rt;
-    char quoted[TPR_OBJECT_NAME_MAX * 4 + 128];
+    char ids[TPR_OBJECT_NAME_MAX * 4 + 128];
     char display[TPR_OBJECT_NAME_MAX + 128];   /* class names are short */
-    torpor_object *obj = calloc(1, sizeof(*obj) + name_len + 1);
 
     *out = NULL;
+    if (name_len > UINT16_MAX) {
+        return TORPOR_EINVAL;
+    }
+    /* The name may hold any byte, NUL included: copy, then quote. */
+    size_t class_len = strnlen(klass->desc.name, 64);
+    size_t display_len = class_len + 1 + name_len;
+    memcpy(display, klass->desc.name, class_len);
+    display[class_len] = '/';
+    memcpy(display + class_len + 1, name, name_len);
+    memcpy(ids, "object=", 7);
+    tpr_log_quote(ids + 7, sizeof(ids) - 7, display, display_len);
+    size_t ids_len = strlen(ids);
+    /* The log ids follow the name, in the same allocation. */
+    torpor_object *obj = calloc(1, sizeof(*obj) + name_len + 1 + ids_len + 1);
     if (obj == NULL) {
         return TORPOR_ENOMEM;
     }
@@ -213,19 +226,9 @@ object_new(struct tpr_shard *shard, struct torpor_plugin_ctx *klass,
     obj->rt = rt;
     obj->shard = shard;
     obj->klass = klass;
-    obj->name_len = name_len;
+    obj->name_len = (uint16_t)name_len;
     memcpy(obj->name, name, name_len);
-    /* The name may hold any byte, NUL included: copy, then quote. */
-    size_t class_len = strnlen(klass->desc.name, 64);
-    size_t display_len = class_len + 1 + name_len;
-    memcpy(display, klass->desc.name, class_len);
-    display[class_len] = '/';
-    memcpy(display + class_len + 1, name, name_len);
-    tpr_log_quote(quoted, sizeof(quoted), display, display_len);
-    if (asprintf(&obj->log_ids, "object=%s", quoted) < 0) {
-        free(obj);
-        return TORPOR_ENOMEM;
-    }
+    memcpy(obj->name + name_len + 1, ids, ids_len + 1);
     struct tpr_objects *t = shard->objects;
     if (t->count >= t->nbuckets) {
         objects_grow(t);
@@ -263,7 +266,6 @@ tpr_object_free(torpor_object *obj)
         obj->shard->stats.objects_hibernating--;
     }
     objects_unlink(obj->shard->objects, obj);
-    free(obj->log_ids);
     free(obj);
 }
 
@@ -277,7 +279,7 @@ tpr_object_wake(torpor_object *obj)
     torpor_err err = k->ops.klass.object_create(k->state, obj,
                                                 &obj->instance);
     if (err != TORPOR_OK) {
-        tpr_log(TORPOR_LOG_ERR, k->desc.name, obj->log_ids, "could not create instance: %s", tpr_strerror(err));
+        tpr_log(TORPOR_LOG_ERR, k->desc.name, tpr_object_log_ids(obj), "could not create instance: %s", tpr_strerror(err));
         return err;
     }
     obj->awake = true;
@@ -286,7 +288,7 @@ tpr_object_wake(torpor_object *obj)
     if (obj->hibernating) {
         obj->hibernating = false;
         obj->shard->stats.objects_hibernating--;
-        tpr_log(TORPOR_LOG_INFO, "core", obj->log_ids, "object woke from hibernation");
+        tpr_log(TORPOR_LOG_INFO, "core", tpr_object_log_ids(obj), "object woke from hibernation");
     }
     tpr_object_idle_start(obj);
     return TORPOR_OK;
@@ -396,7 +398,7 @@ object_attach_here(struct tpr_shard *shard, struct torpor_plugin_ctx *klass,
         return TORPOR_ENOMEM;
     }
     if (obj->nconns >= rt->cfg->max_connections_per_object) {
-        tpr_log(TORPOR_LOG_WARN, "core", obj->log_ids, "could not attach a connection from %s: %zu connections, limit %llu", req->peer ? req->peer : "?", obj->nconns, (unsigned long long)rt->cfg->max_connections_per_object);
+        tpr_log(TORPOR_LOG_WARN, "core", tpr_object_log_ids(obj), "could not attach a connection from %s: %zu connections, limit %llu", req->peer ? req->peer : "?", (size_t)obj->nconns, (unsigned long long)rt->cfg->max_connections_per_object);
         *http_status = 503;
         return TORPOR_ELIMIT;
     }
@@ -578,10 +580,10 @@ tpr_log_ids(char *buf, size_t size, const torpor_object *object,
         return NULL;
     }
     if (conn != NULL) {
-        snprintf(buf, size, "%s conn=%llu", object->log_ids,
+        snprintf(buf, size, "%s conn=%llu", tpr_object_log_ids(object),
                  (unsigned long long)conn->id);
     } else {
-        snprintf(buf, size, "%s", object->log_ids);
+        snprintf(buf, size, "%s", tpr_object_log_ids(object));
     }
     return buf;
 }
@@ -631,7 +633,6 @@ tpr_objects_free(struct tpr_objects *t)
             tpr_output_drop(obj);
             tpr_batch_clear(&obj->batch);
             tpr_object_sleep(obj);
-            free(obj->log_ids);
             free(obj);
             obj = next;
         }

@@ -122,8 +122,6 @@ struct torpor_object {
     struct torpor_plugin_ctx *klass;
     torpor_object *hash_next;
     void *instance;
-    bool awake;
-    bool hibernating;           /* freed by hibernation, connections kept */
     uint64_t last_active_ms;    /* of the last event, for hibernation */
     uint32_t idle_pos;          /* in the loop's idle queue, + 1; 0: not */
 
@@ -135,14 +133,10 @@ struct torpor_object {
     unsigned depth;
     struct obj_event *queue_head;
     struct obj_event *queue_tail;
-    size_t queued;              /* events in the queue */
-    size_t deferred_closes;     /* connections closed while hibernating */
-    bool reset_pending;         /* a handler overran: reset at event end */
+    uint32_t queued;            /* events in the queue */
+    uint32_t deferred_closes;   /* connections closed while hibernating */
 
-    /* The gate: an event in progress, its reads, its commit. */
-    bool in_event;
-    bool committing;
-    unsigned reads;
+    /* The gate: an event in progress (in_event), its reads, its commit. */
     struct obj_event *parked;   /* waits for the constructor's reads */
     struct obj_batch batch;
     struct obj_held *held_head;
@@ -151,14 +145,26 @@ struct torpor_object {
     struct tpr_auto_table *auto_responses;  /* the object's own, or NULL */
     struct obj_alarm *alarms;   /* fired lately; see alarm.c */
     struct obj_alarm *alarm_current;    /* the event being run, if any */
-    bool alarm_failed;          /* its handler returned an error */
 
     torpor_conn *conns;
-    size_t nconns;
-    char *log_ids;              /* object="class/name", quoted */
-    size_t name_len;
-    char name[];
+    uint32_t nconns;
+    unsigned reads;             /* of the event in progress, in flight */
+    bool awake;
+    bool hibernating;           /* freed by hibernation, connections kept */
+    bool in_event;
+    bool committing;
+    bool reset_pending;         /* a handler overran: reset at event end */
+    bool alarm_failed;          /* its handler returned an error */
+    uint16_t name_len;
+    char name[];                /* then NUL, tpr_object_log_ids and NUL */
 };
+
+/* tpr_object_log_ids: 'object="class/name"' for log lines, quoted. */
+static inline const char *
+tpr_object_log_ids(const torpor_object *obj)
+{
+    return obj->name + obj->name_len + 1;
+}
 
 /*
  * tpr_object_enter / tpr_object_leave bracket every entry into an object.

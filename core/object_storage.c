@@ -396,7 +396,7 @@ commit_on_done(void *arg, torpor_err err)
         tpr_output_release(obj);
     } else {
         obj->shard->stats.commits_failed++;
-        tpr_log(TORPOR_LOG_WARN, "core", obj->log_ids, "could not commit %zu writes: %s; dropping the messages they held and resetting the object", req->batch.n, tpr_strerror(err));
+        tpr_log(TORPOR_LOG_WARN, "core", tpr_object_log_ids(obj), "could not commit %zu writes: %s; dropping the messages they held and resetting the object", req->batch.n, tpr_strerror(err));
         tpr_output_drop(obj);
         tpr_object_sleep(obj);
     }
@@ -413,7 +413,7 @@ tpr_storage_commit_event(torpor_object *obj)
 
     if (req == NULL) {
         tpr_alarm_committed(obj, false);
-        tpr_log(TORPOR_LOG_ERR, "core", obj->log_ids, "could not commit: out of memory; resetting the object");
+        tpr_log(TORPOR_LOG_ERR, "core", tpr_object_log_ids(obj), "could not commit: out of memory; resetting the object");
         tpr_batch_clear(&obj->batch);
         tpr_output_drop(obj);
         tpr_object_sleep(obj);
@@ -431,7 +431,7 @@ tpr_storage_commit_event(torpor_object *obj)
         /* Refused before the backend saw it: the same as a failed commit. */
         obj->committing = false;
         tpr_alarm_committed(obj, false);
-        tpr_log(TORPOR_LOG_WARN, "core", obj->log_ids, "could not commit %zu writes: %s; resetting the object", req->batch.n, tpr_strerror(err));
+        tpr_log(TORPOR_LOG_WARN, "core", tpr_object_log_ids(obj), "could not commit %zu writes: %s; resetting the object", req->batch.n, tpr_strerror(err));
         tpr_output_drop(obj);
         tpr_object_sleep(obj);
         tpr_batch_clear(&req->batch);
