@@ -194,6 +194,41 @@ START_TEST(test_loader_refuses_missing_hook)
 }
 END_TEST
 
+/* A transport's conn_bytes and conn_discard reach the core's copy. */
+START_TEST(test_loader_accepts_transport_records)
+{
+    struct tpr_diag diag = {0};
+    struct torpor_plugin_ctx *p = NULL;
+
+    ck_assert_int_eq(load("conn_bytes", &diag, &p), TORPOR_OK);
+    ck_assert_uint_eq(diag.count, 0);
+    ck_assert_uint_eq(p->desc.kind, TORPOR_KIND_TRANSPORT);
+    ck_assert_uint_eq(p->ops.transport.conn_bytes, 24);
+    ck_assert_ptr_nonnull(p->ops.transport.conn_discard);
+    tpr_plugin_close(p);
+}
+END_TEST
+
+/* Records over TORPOR_CONN_BYTES_MAX are refused with both sizes. */
+START_TEST(test_loader_refuses_big_records)
+{
+    char reason[64];
+
+    snprintf(reason, sizeof(reason), "conn_bytes of %u, at most %u",
+             TORPOR_CONN_BYTES_MAX + 1, TORPOR_CONN_BYTES_MAX);
+    assert_refusal("conn_too_big", TORPOR_EABI, reason, "plugin ABI 1.0");
+}
+END_TEST
+
+/* Records the core keeps need conn_discard, or teardown leaks them. */
+START_TEST(test_loader_refuses_records_without_discard)
+{
+    assert_refusal("conn_no_discard", TORPOR_EABI,
+                   "conn_bytes is set but hook \"conn_discard\" is NULL",
+                   "plugin ABI 1.0");
+}
+END_TEST
+
 static Suite *
 loader_suite(void)
 {
@@ -203,6 +238,7 @@ loader_suite(void)
 
     tcase_add_test(core, test_loader_accepts_good_plugin);
     tcase_add_test(core, test_loader_searches_path);
+    tcase_add_test(core, test_loader_accepts_transport_records);
     tcase_add_test(errors, test_loader_refuses_missing_file);
     tcase_add_test(errors, test_loader_refuses_non_elf);
     tcase_add_test(errors, test_loader_refuses_missing_entry);
@@ -212,6 +248,8 @@ loader_suite(void)
     tcase_add_test(errors, test_loader_refuses_newer_minor);
     tcase_add_test(errors, test_loader_refuses_short_descriptor);
     tcase_add_test(errors, test_loader_refuses_missing_hook);
+    tcase_add_test(errors, test_loader_refuses_big_records);
+    tcase_add_test(errors, test_loader_refuses_records_without_discard);
     suite_add_tcase(s, core);
     suite_add_tcase(s, errors);
     return s;

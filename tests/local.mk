@@ -40,6 +40,13 @@ tests_check_loader_LDADD = core/libtorpor-core.la $(TEST_LIBS)
 tests_check_object_id_SOURCES = tests/check_object_id.c
 tests_check_object_id_CFLAGS = $(TEST_CFLAGS)
 tests_check_object_id_LDADD = core/libtorpor-core.la $(TEST_LIBS)
+check_PROGRAMS += tests/check_watch tests/check_conn_store
+tests_check_watch_SOURCES = tests/check_watch.c
+tests_check_watch_CFLAGS = $(TEST_CFLAGS)
+tests_check_watch_LDADD = core/libtorpor-core.la $(TEST_LIBS)
+tests_check_conn_store_SOURCES = tests/check_conn_store.c
+tests_check_conn_store_CFLAGS = $(TEST_CFLAGS)
+tests_check_conn_store_LDADD = core/libtorpor-core.la $(TEST_LIBS)
 tests_check_schema_SOURCES = tests/check_schema.c
 tests_check_schema_CFLAGS = $(TEST_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_check_schema_LDADD = core/libtorpor-core.la $(TEST_LIBS)
@@ -62,7 +69,7 @@ tests_check_ws_handshake_CFLAGS = $(TEST_CFLAGS) $(OPENSSL_CFLAGS) \
 tests_check_ws_handshake_LDADD = $(TEST_LIBS) $(OPENSSL_LIBS)
 
 TESTS += tests/check_config tests/check_loader tests/check_schema \
-	tests/check_object_id \
+	tests/check_object_id tests/check_watch tests/check_conn_store \
 	tests/check_ws_frame \
 	tests/check_ws_utf8 tests/check_ws_handshake
 

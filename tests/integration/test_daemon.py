@@ -9,6 +9,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -255,6 +256,42 @@ def _signal_closes_with_1001(signum):
     return run
 
 
+async def shutdown_timeout_frees_unanswered(_):
+    """Clients that never answer the close frame keep their connections
+    past shutdown_timeout_ms; torpord then exits anyway, and the records
+    the core keeps for the transport are freed by it, with no leak."""
+    config = harness.DEFAULT_CONFIG.replace(
+        "shutdown_timeout_ms = 5000", "shutdown_timeout_ms = 300").replace(
+        "max_message_bytes = 1048576",
+        "max_message_bytes = 1048576\nclose_timeout_ms = 60000")
+    d = Daemon(config)
+    raws = []
+    half = None
+    try:
+        d.start()
+        loop = asyncio.get_running_loop()
+        for _ in range(8):
+            raws.append(await loop.run_in_executor(
+                None, RawWS, d.port, "/relay/" + harness.unique()))
+        # And one still in its handshake, which stop drops.
+        half = socket.create_connection(("127.0.0.1", d.port),
+                                        timeout=harness.IO_TIMEOUT_S)
+        half.sendall(b"GET /relay/half HTTP/1.1\r\n")
+        d.send_signal(signal.SIGTERM)
+        rc = await loop.run_in_executor(None, d.wait)
+    finally:
+        _, log = d.stop()
+        for raw in raws:
+            raw.close()
+        if half is not None:
+            half.close()
+    check(re.search(r"8 connections did not finish closing within 300 ms",
+                    log),
+          "no warning about the 8 unanswered connections; log tail:\n%s"
+          % harness.tail(log))
+    check_clean_exit(rc, log)
+
+
 async def sighup_reloads_log_level(_):
     d = Daemon()
     try:
@@ -339,6 +376,9 @@ TESTS = [
      _signal_closes_with_1001(signal.SIGTERM)),
     ("SIGINT closes every client with 1001 and exits 0",
      _signal_closes_with_1001(signal.SIGINT)),
+    ("SIGTERM with clients that never answer: exit after "
+     "shutdown_timeout_ms, their records freed",
+     shutdown_timeout_frees_unanswered),
     ("SIGHUP re-reads log_level: debug then back to notice",
      sighup_reloads_log_level),
 ]
