@@ -144,8 +144,7 @@ ib_start(struct ib_bench *b, unsigned i)
 
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
-        fprintf(stderr,
-                "torpor-idle-bench: could not open socket %u: %s\n", i,
+        fprintf(stderr, "torpor-idle-bench: could not open socket %u: %s\n", i,
                 strerror(errno));
         return false;
     }
@@ -184,8 +183,7 @@ ib_step(struct ib_bench *b, unsigned i, short revents)
         c->phase = IB_SENDING;
     }
     if (c->phase == IB_SENDING) {
-        n = send(c->fd, req + c->sent, (size_t)req_len - c->sent,
-                 MSG_NOSIGNAL);
+        n = send(c->fd, req + c->sent, (size_t)req_len - c->sent, MSG_NOSIGNAL);
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
             fprintf(stderr,
                     "torpor-idle-bench: could not send upgrade %u: %s\n", i,
@@ -206,35 +204,36 @@ ib_step(struct ib_bench *b, unsigned i, short revents)
         return true;
     }
     if (n <= 0) {
-        fprintf(stderr,
-                "torpor-idle-bench: could not read upgrade %u: %s\n", i,
-                n == 0 ? "the server closed the connection"
-                       : strerror(errno));
+        fprintf(stderr, "torpor-idle-bench: could not read upgrade %u: %s\n", i,
+                n == 0 ? "the server closed the connection" : strerror(errno));
         return false;
     }
     c->len = (uint16_t)(c->len + n);
     const uint8_t *end = memmem(c->resp, c->len, "\r\n\r\n", 4);
     if (end == NULL) {
         if (c->len == sizeof(c->resp)) {
-            fprintf(stderr,
-                    "torpor-idle-bench: could not read upgrade %u: an answer longer than %d bytes\n",
-                    i, IB_RESP_BYTES);
+            fprintf(
+                stderr,
+                "torpor-idle-bench: could not read upgrade %u: an answer longer than %d bytes\n",
+                i, IB_RESP_BYTES);
             return false;
         }
         return true;
     }
     if (c->len < 13 || memcmp(c->resp, "HTTP/1.1 101 ", 13) != 0) {
         const uint8_t *eol = memchr(c->resp, '\r', c->len);
-        fprintf(stderr,
-                "torpor-idle-bench: could not open connection %u: the server answered \"%.*s\"\n",
-                i, (int)(eol - c->resp), (const char *)c->resp);
+        fprintf(
+            stderr,
+            "torpor-idle-bench: could not open connection %u: the server answered \"%.*s\"\n",
+            i, (int)(eol - c->resp), (const char *)c->resp);
         return false;
     }
     /* Nothing may follow the 101 before the bench speaks. */
     if (end + 4 != c->resp + c->len) {
-        fprintf(stderr,
-                "torpor-idle-bench: could not hold connection %u: the server sent a frame right after its 101\n",
-                i);
+        fprintf(
+            stderr,
+            "torpor-idle-bench: could not hold connection %u: the server sent a frame right after its 101\n",
+            i);
         return false;
     }
     c->len = 0;
@@ -267,8 +266,7 @@ ib_connect_all(struct ib_bench *b)
         for (unsigned k = 0; k < active; k++) {
             struct ib_conn *c = &b->conns[slot[k]];
             pfd[k].fd = c->fd;
-            pfd[k].events =
-                c->phase == IB_READING ? POLLIN : POLLOUT;
+            pfd[k].events = c->phase == IB_READING ? POLLIN : POLLOUT;
             pfd[k].revents = 0;
         }
         int n = poll(pfd, active, 10000);
@@ -276,9 +274,10 @@ ib_connect_all(struct ib_bench *b)
             continue;
         }
         if (n <= 0) {
-            fprintf(stderr,
-                    "torpor-idle-bench: could not open connections: %u upgrades without progress for 10 s\n",
-                    active);
+            fprintf(
+                stderr,
+                "torpor-idle-bench: could not open connections: %u upgrades without progress for 10 s\n",
+                active);
             ok = false;
             break;
         }
@@ -341,9 +340,8 @@ ib_held_input(struct ib_bench *b, unsigned i)
         return true;
     }
     if (n <= 0) {
-        fprintf(stderr,
-                "torpor-idle-bench: could not hold connection %u: %s\n", i,
-                n == 0 ? "the server closed it" : strerror(errno));
+        fprintf(stderr, "torpor-idle-bench: could not hold connection %u: %s\n",
+                i, n == 0 ? "the server closed it" : strerror(errno));
         return false;
     }
     c->len = (uint16_t)(c->len + n);
@@ -351,25 +349,27 @@ ib_held_input(struct ib_bench *b, unsigned i)
         size_t plen = c->resp[1] & 0x7f;
         int op = c->resp[0] & 0x0f;
         if (plen > 125 || (c->resp[1] & 0x80) != 0) {
-            fprintf(stderr,
-                    "torpor-idle-bench: could not hold connection %u: the server sent a frame of opcode %d\n",
-                    i, op);
+            fprintf(
+                stderr,
+                "torpor-idle-bench: could not hold connection %u: the server sent a frame of opcode %d\n",
+                i, op);
             return false;
         }
         if (c->len < 2 + plen) {
             return true;
         }
         if (op != IB_OP_PING && op != IB_OP_PONG) {
-            fprintf(stderr,
-                    "torpor-idle-bench: could not hold connection %u: the server sent a frame of opcode %d\n",
-                    i, op);
+            fprintf(
+                stderr,
+                "torpor-idle-bench: could not hold connection %u: the server sent a frame of opcode %d\n",
+                i, op);
             return false;
         }
-        if (op == IB_OP_PING
-            && !ib_send(b, c, IB_OP_PONG, c->resp + 2, plen)) {
-            fprintf(stderr,
-                    "torpor-idle-bench: could not answer a ping on connection %u\n",
-                    i);
+        if (op == IB_OP_PING && !ib_send(b, c, IB_OP_PONG, c->resp + 2, plen)) {
+            fprintf(
+                stderr,
+                "torpor-idle-bench: could not answer a ping on connection %u\n",
+                i);
             return false;
         }
         memmove(c->resp, c->resp + 2 + plen, c->len - 2 - plen);
@@ -444,8 +444,8 @@ ib_close_all(struct ib_bench *b)
             if (poll(&p, 1, left) <= 0) {
                 break;
             }
-            ssize_t n = recv(c->fd, c->resp + c->len,
-                             sizeof(c->resp) - c->len, 0);
+            ssize_t n =
+                recv(c->fd, c->resp + c->len, sizeof(c->resp) - c->len, 0);
             if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
                 continue;
             }
@@ -457,8 +457,7 @@ ib_close_all(struct ib_bench *b)
             /* Skips pings and pongs; the close is the last frame. */
             while (c->len >= 2 && (size_t)(c->resp[1] & 0x7f) + 2 <= c->len) {
                 size_t flen = 2 + (c->resp[1] & 0x7f);
-                got_close = got_close
-                            || (c->resp[0] & 0x0f) == IB_OP_CLOSE;
+                got_close = got_close || (c->resp[0] & 0x0f) == IB_OP_CLOSE;
                 memmove(c->resp, c->resp + flen, c->len - flen);
                 c->len = (uint16_t)(c->len - flen);
             }
@@ -475,7 +474,7 @@ ib_close_all(struct ib_bench *b)
 }
 
 /* IB_ARG reads option NAME's value, optarg, or exits with the usage. */
-#define IB_ARG(name, min, max) \
+#define IB_ARG(name, min, max)                                                 \
     bench_arg("torpor-idle-bench", (name), optarg, (min), (max), ib_usage)
 
 int
@@ -540,7 +539,7 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGALRM, ib_on_alarm);
     struct sigaction sa = {.sa_handler = ib_on_usr1};
-    sigaction(SIGUSR1, &sa, NULL);  // no SA_RESTART: poll wakes up
+    sigaction(SIGUSR1, &sa, NULL); // no SA_RESTART: poll wakes up
     alarm((unsigned)max_s);
 
     b.conns = calloc(b.nconns, sizeof(*b.conns));
@@ -555,8 +554,8 @@ main(int argc, char **argv)
     bool ok = ib_connect_all(&b);
     if (ok) {
         double ms = (double)(bench_now_ns() - t0) / 1e6;
-        printf("conns=%u rooms=%u connect_ms=%.0f conn_per_s=%.0f\n",
-               b.nconns, b.nrooms, ms, ms > 0 ? b.nconns * 1000.0 / ms : 0);
+        printf("conns=%u rooms=%u connect_ms=%.0f conn_per_s=%.0f\n", b.nconns,
+               b.nrooms, ms, ms > 0 ? b.nconns * 1000.0 / ms : 0);
         fflush(stdout);
         ok = ib_hold(&b);
     }

@@ -14,8 +14,10 @@ void
 idle_sizes_print(FILE *out)
 {
     /* The core keeps the plugin's record and its own in one slot. */
-    fprintf(out, "record_bytes=%zu (ws_conn %zu + torpor_conn %zu) ws_busy_bytes=%zu object_bytes=%zu\n",
-            WS_CONN_SPAN + sizeof(struct torpor_conn),
-            sizeof(struct ws_conn), sizeof(struct torpor_conn),
-            sizeof(struct ws_busy), sizeof(struct torpor_object));
+    fprintf(
+        out,
+        "record_bytes=%zu (ws_conn %zu + torpor_conn %zu) ws_busy_bytes=%zu object_bytes=%zu\n",
+        WS_CONN_SPAN + sizeof(struct torpor_conn), sizeof(struct ws_conn),
+        sizeof(struct torpor_conn), sizeof(struct ws_busy),
+        sizeof(struct torpor_object));
 }

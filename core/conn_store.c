@@ -47,29 +47,29 @@ struct store_block;
 struct store_kind {
     struct tpr_conn_store *store;
     struct torpor_plugin_ctx *transport;
-    uint32_t span;          /* the transport's part, before the core's */
+    uint32_t span; /* the transport's part, before the core's */
     uint32_t slot_bytes;
-    uint32_t slots_offset;  /* of slot 0 from the block's start */
-    uint32_t nslots;        /* per block */
-    struct store_block *partial;    /* blocks with a free slot */
+    uint32_t slots_offset;       /* of slot 0 from the block's start */
+    uint32_t nslots;             /* per block */
+    struct store_block *partial; /* blocks with a free slot */
 };
 
 struct store_block {
     struct store_kind *kind;
-    struct store_block *prev;   /* in kind->partial */
+    struct store_block *prev; /* in kind->partial */
     struct store_block *next;
-    uint8_t *free;              /* freed slots, linked through word 0 */
-    uint32_t number;            /* index in store->blocks */
+    uint8_t *free;   /* freed slots, linked through word 0 */
+    uint32_t number; /* index in store->blocks */
     uint32_t used;
-    uint32_t fresh;             /* slots from here on were never used */
-    uint64_t in_use[];          /* a bit per slot */
+    uint32_t fresh;    /* slots from here on were never used */
+    uint64_t in_use[]; /* a bit per slot */
 };
 
 struct tpr_conn_store {
     struct tpr_shard *shard;
     struct store_kind kinds[STORE_KINDS_MAX];
     size_t nkinds;
-    struct store_block **blocks;    /* NULL where one was unmapped */
+    struct store_block **blocks; /* NULL where one was unmapped */
     uint32_t nblocks;
     uint32_t cap_blocks;
 };
@@ -103,15 +103,14 @@ store_slot(const struct store_block *b, uint32_t i)
 static uint32_t
 store_index(const struct store_block *b, const uint8_t *slot)
 {
-    return (uint32_t)((size_t)(slot - (const uint8_t *)b
-                               - b->kind->slots_offset)
-                      / b->kind->slot_bytes);
+    size_t off = (size_t)(slot - (const uint8_t *)b) - b->kind->slots_offset;
+
+    return (uint32_t)(off / b->kind->slot_bytes);
 }
 
 /* store_kind_of finds transport's records, making their kind if new. */
 static struct store_kind *
-store_kind_of(struct tpr_conn_store *store,
-              struct torpor_plugin_ctx *transport)
+store_kind_of(struct tpr_conn_store *store, struct torpor_plugin_ctx *transport)
 {
     for (size_t i = 0; i < store->nkinds; i++) {
         if (store->kinds[i].transport == transport) {
@@ -249,9 +248,8 @@ store_block_unmap(struct tpr_conn_store *store, struct store_block *b)
 }
 
 torpor_err
-tpr_conn_new(struct tpr_conn_store *store,
-             struct torpor_plugin_ctx *transport, void *tconn,
-             torpor_conn **out)
+tpr_conn_new(struct tpr_conn_store *store, struct torpor_plugin_ctx *transport,
+             void *tconn, torpor_conn **out)
 {
     struct store_kind *k = store_kind_of(store, transport);
     struct store_block *b;

@@ -58,7 +58,7 @@ struct tpr_watch_set {
 };
 
 _Static_assert((TORPOR_WATCH_CALLBACKS_MAX & (TORPOR_WATCH_CALLBACKS_MAX - 1))
-                   == 0
+                       == 0
                    && TORPOR_WATCH_CALLBACKS_MAX <= 8,
                "callback indices must fit the low bits of an 8-aligned arg");
 
@@ -83,7 +83,7 @@ watch_dispatch(evutil_socket_t fd, short what, void *arg)
         unsigned events = 0;
 
         if (data == 0) {
-            continue;   /* struck out by watch_del during this batch */
+            continue; /* struck out by watch_del during this batch */
         }
         /* A failure or hang-up is for both sides to find. */
         if (e->events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
@@ -92,9 +92,8 @@ watch_dispatch(evutil_socket_t fd, short what, void *arg)
         if (e->events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
             events |= TORPOR_IO_WRITE;
         }
-        set->cbs[data & WATCH_TAG_MASK]((void *)(uintptr_t)(data
-                                                            & ~WATCH_TAG_MASK),
-                                        events);
+        set->cbs[data & WATCH_TAG_MASK](
+            (void *)(uintptr_t)(data & ~WATCH_TAG_MASK), events);
     }
     set->ready_n = 0;
     set->ready_i = 0;
@@ -119,8 +118,8 @@ tpr_watch_set_new(struct event_base *base, struct tpr_watch_set **out)
         free(set);
         return TORPOR_ENOMEM;
     }
-    set->ev = event_new(base, set->epfd, EV_READ | EV_PERSIST, watch_dispatch,
-                        set);
+    set->ev =
+        event_new(base, set->epfd, EV_READ | EV_PERSIST, watch_dispatch, set);
     if (set->ev == NULL || event_add(set->ev, NULL) != 0) {
         tpr_watch_set_free(set);
         return TORPOR_ENOMEM;
@@ -209,10 +208,10 @@ watch_errno(int err)
         return TORPOR_ENOENT;
     case ENOMEM:
         return TORPOR_ENOMEM;
-    case ENOSPC:    /* fs.epoll.max_user_watches */
+    case ENOSPC: /* fs.epoll.max_user_watches */
         return TORPOR_ELIMIT;
     case EBADF:
-    case EPERM:     /* a descriptor epoll cannot watch, such as a file */
+    case EPERM: /* a descriptor epoll cannot watch, such as a file */
         return TORPOR_EINVAL;
     default:
         return TORPOR_EIO;

@@ -113,16 +113,15 @@ START_TEST(test_store_refs_round_trip)
     ck_assert_int_eq(tpr_conn_store_new(&shard, &store), TORPOR_OK);
     for (int i = 0; i < MANY; i++) {
         /* Two transports: two kinds of slot in one store. */
-        ck_assert_int_eq(tpr_conn_new(store, i % 3 == 0 ? u : t, tconn,
-                                      &conns[i]),
-                         TORPOR_OK);
+        ck_assert_int_eq(
+            tpr_conn_new(store, i % 3 == 0 ? u : t, tconn, &conns[i]),
+            TORPOR_OK);
         refs[i] = tpr_conn_ref(conns[i]);
         ck_assert_uint_ne(refs[i], 0);
     }
     for (int i = 0; i < MANY; i++) {
         ck_assert_ptr_eq(tpr_conn_near(conns[0], refs[i]), conns[i]);
-        ck_assert_ptr_eq(tpr_conn_near(conns[MANY - 1 - i], refs[i]),
-                         conns[i]);
+        ck_assert_ptr_eq(tpr_conn_near(conns[MANY - 1 - i], refs[i]), conns[i]);
         ck_assert_uint_ne(refs[i], refs[(i + 1) % MANY]);
     }
     ck_assert_ptr_null(tpr_conn_near(conns[0], 0));
@@ -196,7 +195,7 @@ START_TEST(test_store_free_discards_unreleased)
     ck_assert_int_eq(tpr_conn_new(store, t, tconn, &a), TORPOR_OK);
     ck_assert_int_eq(tpr_conn_new(store, t, tconn, &b), TORPOR_OK);
     ck_assert_int_eq(tpr_conn_new(store, t, tconn, &c), TORPOR_OK);
-    b->transport_done = true;   /* its close waits for its class */
+    b->transport_done = true; /* its close waits for its class */
     void *ta = tpr_conn_tconn(a);
     void *tc = tpr_conn_tconn(c);
     tpr_conn_store_free(store);

@@ -29,7 +29,7 @@ struct seen {
     pthread_t thread;
     torpor_loop *loop;
     int fd;
-    struct seen *other;     /* for test_watch_del_strikes_pending */
+    struct seen *other; /* for test_watch_del_strikes_pending */
     bool break_loop;
 };
 
@@ -74,8 +74,8 @@ on_ready(void *arg, unsigned events)
 static void
 make_pair(int fds[2])
 {
-    ck_assert_int_eq(
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds),
+                     0);
 }
 
 /* A readable socket calls back with READ, again and again while unread. */
@@ -120,17 +120,16 @@ START_TEST(test_watch_set_changes_interest)
     sentinel.loop = loop;
     make_pair(fds);
     make_pair(other);
-    ck_assert_int_eq(tpr_watch_add(loop, other[0], TORPOR_IO_WRITE, on_ready,
-                                   &sentinel),
-                     TORPOR_OK);
+    ck_assert_int_eq(
+        tpr_watch_add(loop, other[0], TORPOR_IO_WRITE, on_ready, &sentinel),
+        TORPOR_OK);
     /* Nothing to read: only the sentinel is told. */
     ck_assert_int_eq(tpr_watch_add(loop, fds[0], TORPOR_IO_READ, on_ready, &s),
                      TORPOR_OK);
     run_loop(loop);
     ck_assert_int_eq(s.calls, 0);
     /* A fresh socket is writable. */
-    ck_assert_int_eq(tpr_watch_set(loop, fds[0], TORPOR_IO_WRITE, on_ready,
-                                   &s),
+    ck_assert_int_eq(tpr_watch_set(loop, fds[0], TORPOR_IO_WRITE, on_ready, &s),
                      TORPOR_OK);
     run_loop(loop);
     ck_assert_int_eq(s.calls, 1);
@@ -140,9 +139,9 @@ START_TEST(test_watch_set_changes_interest)
     run_loop(loop);
     ck_assert_int_eq(s.calls, 1);
     /* And back in. */
-    ck_assert_int_eq(tpr_watch_set(loop, fds[0], TORPOR_IO_READ
-                                                     | TORPOR_IO_WRITE,
-                                   on_ready, &s),
+    ck_assert_int_eq(tpr_watch_set(loop, fds[0],
+                                   TORPOR_IO_READ | TORPOR_IO_WRITE, on_ready,
+                                   &s),
                      TORPOR_OK);
     run_loop(loop);
     ck_assert_int_eq(s.calls, 2);
@@ -207,15 +206,15 @@ START_TEST(test_watch_del_strikes_pending)
     a = (struct seen){.loop = loop, .fd = fa[0], .other = &b};
     b = (struct seen){.loop = loop, .fd = fb[0], .other = &a};
     sentinel.loop = loop;
-    ck_assert_int_eq(tpr_watch_add(loop, fa[0], TORPOR_IO_WRITE,
-                                   on_ready_del_other, &a),
-                     TORPOR_OK);
-    ck_assert_int_eq(tpr_watch_add(loop, fb[0], TORPOR_IO_WRITE,
-                                   on_ready_del_other, &b),
-                     TORPOR_OK);
-    ck_assert_int_eq(tpr_watch_add(loop, fs[0], TORPOR_IO_WRITE, on_ready,
-                                   &sentinel),
-                     TORPOR_OK);
+    ck_assert_int_eq(
+        tpr_watch_add(loop, fa[0], TORPOR_IO_WRITE, on_ready_del_other, &a),
+        TORPOR_OK);
+    ck_assert_int_eq(
+        tpr_watch_add(loop, fb[0], TORPOR_IO_WRITE, on_ready_del_other, &b),
+        TORPOR_OK);
+    ck_assert_int_eq(
+        tpr_watch_add(loop, fs[0], TORPOR_IO_WRITE, on_ready, &sentinel),
+        TORPOR_OK);
     /* All three are writable now, so one batch holds them all. */
     run_loop(loop);
     ck_assert_int_eq(a.calls + b.calls, 1);
@@ -223,8 +222,7 @@ START_TEST(test_watch_del_strikes_pending)
     run_loop(loop);
     ck_assert_int_eq(a.calls + b.calls, 2);
     ck_assert(a.calls == 2 || b.calls == 2);
-    tpr_watch_del(loop, a.calls == 2 ? fa[0] : fb[0],
-                  a.calls == 2 ? &a : &b);
+    tpr_watch_del(loop, a.calls == 2 ? fa[0] : fb[0], a.calls == 2 ? &a : &b);
     tpr_watch_del(loop, fs[0], &sentinel);
     for (int i = 0; i < 2; i++) {
         close(fa[i]);
@@ -278,11 +276,11 @@ START_TEST(test_watch_add_from_another_thread)
 END_TEST
 
 /* Nine distinct callbacks, for the limit of eight per loop. */
-#define CB(n)                                                                 \
-    static void cb##n(void *arg, unsigned events)                             \
-    {                                                                         \
-        (void)arg;                                                            \
-        (void)events;                                                         \
+#define CB(n)                                                                  \
+    static void cb##n(void *arg, unsigned events)                              \
+    {                                                                          \
+        (void)arg;                                                             \
+        (void)events;                                                          \
     }
 CB(0)
 CB(1)
@@ -311,9 +309,9 @@ START_TEST(test_watch_refuses_bad_arguments)
     make_pair(fds);
     ck_assert_int_eq(tpr_watch_add(loop, fds[0], TORPOR_IO_READ, cb0, NULL),
                      TORPOR_EINVAL);
-    ck_assert_int_eq(tpr_watch_add(loop, fds[0], TORPOR_IO_READ, cb0,
-                                   rec[0] + 1),
-                     TORPOR_EINVAL);
+    ck_assert_int_eq(
+        tpr_watch_add(loop, fds[0], TORPOR_IO_READ, cb0, rec[0] + 1),
+        TORPOR_EINVAL);
     ck_assert_int_eq(tpr_watch_add(loop, fds[0], 0, cb0, rec[0]),
                      TORPOR_EINVAL);
     ck_assert_int_eq(tpr_watch_add(loop, fds[0], 4, cb0, rec[0]),
@@ -330,14 +328,14 @@ START_TEST(test_watch_refuses_bad_arguments)
     /* cb0 is interned already: seven more fit, the ninth does not. */
     for (int i = 1; i < 9; i++) {
         make_pair(pairs[i]);
-        ck_assert_int_eq(tpr_watch_add(loop, pairs[i][0], TORPOR_IO_READ,
-                                       cbs[i], rec[i]),
-                         i < 8 ? TORPOR_OK : TORPOR_ELIMIT);
+        ck_assert_int_eq(
+            tpr_watch_add(loop, pairs[i][0], TORPOR_IO_READ, cbs[i], rec[i]),
+            i < 8 ? TORPOR_OK : TORPOR_ELIMIT);
     }
     /* Those already interned still do. */
-    ck_assert_int_eq(tpr_watch_set(loop, pairs[7][0], TORPOR_IO_WRITE, cb7,
-                                   rec[7]),
-                     TORPOR_OK);
+    ck_assert_int_eq(
+        tpr_watch_set(loop, pairs[7][0], TORPOR_IO_WRITE, cb7, rec[7]),
+        TORPOR_OK);
     for (int i = 1; i < 9; i++) {
         tpr_watch_del(loop, pairs[i][0], rec[i]);
         close(pairs[i][0]);

@@ -126,7 +126,7 @@ struct torpor_frame {
 enum ws_conn_state {
     WS_ST_HANDSHAKE = 0, /* reading the upgrade request, main loop */
     WS_ST_REFUSED,       /* answered with an HTTP error; draining input */
-    WS_ST_MOVING,        /* attached; io reopened on the object's loop */
+    WS_ST_MOVING,        /* attached; posted to the object's loop */
     WS_ST_OPEN,          /* messages flow both ways */
     WS_ST_CLOSING,       /* our close frame is out; awaiting the peer's */
     WS_ST_FLUSHING,      /* reported closed; writing what is left */
@@ -369,7 +369,7 @@ struct ws_busy *ws_conn_busy(struct ws_conn *c);
 void ws_conn_fail(struct ws_conn *c);
 
 /*
- * ws_conn_watch asks the io for what c needs now: reads unless flushing,
+ * ws_conn_watch asks the watch for what c needs now: reads unless flushing,
  * writes while output is queued.
  */
 void ws_conn_watch(struct ws_conn *c);
@@ -405,8 +405,9 @@ torpor_err ws_conn_op_close(void *tconn, uint16_t code, const char *reason,
 void ws_conn_stop_handshakes(struct ws_state *ws);
 
 /*
- * ws_conn_destroy_all frees every connection left, with no call to the
- * host's connection functions.  Only once no loop runs.
+ * ws_conn_destroy_all frees every handshake left, with no call to the
+ * host's connection functions; the core hands the attached records left
+ * to ws_conn_op_discard before.  Only once no loop runs.
  */
 void ws_conn_destroy_all(struct ws_state *ws);
 

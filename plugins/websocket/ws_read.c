@@ -4,7 +4,7 @@
  * it; only a header, frame or message that spans reads is copied into the
  * connection's in-progress record, which goes away when it completes.
  *
- * Everything here runs on the connection's loop, inside its io callback,
+ * Everything here runs on the connection's loop, inside its watch callback,
  * and may call the host (conn_received, conn_closed).  Those calls can
  * come back into the ops for this connection, which may change its state
  * but never free it or its in-progress record; so c->busy is re-read after

@@ -305,14 +305,16 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
     b->upgrade_resp_len = resp_len;
     req.peer = peer;
     status = 0;
-    /* The copy the core makes reads as attached and on its way. */
+    /*
+     * The copy the core makes reads as attached and on its way, but still
+     * in its handshake, so that a class closing it from its accept handler
+     * is told TORPOR_ESTATE, as before the copy.
+     */
     hs_flags = c->flags;
     c->flags = (uint8_t)((hs_flags & ~(WS_F_WATCH_READ | WS_F_WATCH_WRITE))
                          | WS_F_CORE | WS_F_ARRIVING);
-    c->state = WS_ST_MOVING;
     err = host->conn_attach(ws->self, &req, c, &conn, &loop, &status);
     c->flags = hs_flags;
-    c->state = WS_ST_HANDSHAKE;
     if (err != TORPOR_OK) {
         /* The core decided and logs what it must; this is the detail. */
         WS_LOG(ws, TORPOR_LOG_DEBUG, NULL,
@@ -345,6 +347,7 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
     c->fd = -1;
     c->busy = NULL;
     ws_conn_hs_forget(c);
+    ws_conn_of(conn)->state = WS_ST_MOVING;
     b->move.c = ws_conn_of(conn);
     b->move.task.run = ws_upgrade_move;
     host->loop_post(loop, &b->move.task);
