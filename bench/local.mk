@@ -57,8 +57,8 @@ bench-wake: bench/torpor-wake-bench core/torpord $(BENCH_WAKE_PLUGINS)
 
 # Memory per idle connection: torpord with relay rooms that hibernate, and
 # client processes that hold 15,000 connections open.  Built and run only
-# by `make bench-idle`; it takes about a minute.  Figures mean something
-# only from a build without sanitizers (see BENCHMARKS.md).
+# by `make bench-idle`; it takes about 10 s.  Figures mean something only
+# from a build without sanitizers (see BENCHMARKS.md).
 EXTRA_PROGRAMS += bench/torpor-idle-bench
 
 bench_torpor_idle_bench_SOURCES = bench/idle_bench.c bench/idle_sizes.c \
