@@ -246,7 +246,7 @@ runtime_join_shards(struct tpr_runtime *rt)
     for (size_t i = 1; i < rt->nshards; i++) {
         struct tpr_shard *s = &rt->shards[i];
         if (s->has_thread) {
-            tpr_loop_break(s->loop);
+            tpr_loop_stop(s->loop);
             pthread_join(s->thread, NULL);
             s->has_thread = false;
         }

@@ -30,7 +30,7 @@ TEST_LIBS = $(CHECK_LIBS)
 
 # Unit tests of the core link its convenience library to reach internals.
 check_PROGRAMS += tests/check_config tests/check_loader tests/check_schema \
-	tests/check_object_id
+	tests/check_object_id tests/check_loop
 tests_check_config_SOURCES = tests/check_config.c
 tests_check_config_CFLAGS = $(TEST_CFLAGS)
 tests_check_config_LDADD = core/libtorpor-core.la $(TEST_LIBS)
@@ -40,6 +40,9 @@ tests_check_loader_LDADD = core/libtorpor-core.la $(TEST_LIBS)
 tests_check_object_id_SOURCES = tests/check_object_id.c
 tests_check_object_id_CFLAGS = $(TEST_CFLAGS)
 tests_check_object_id_LDADD = core/libtorpor-core.la $(TEST_LIBS)
+tests_check_loop_SOURCES = tests/check_loop.c
+tests_check_loop_CFLAGS = $(TEST_CFLAGS)
+tests_check_loop_LDADD = core/libtorpor-core.la $(TEST_LIBS)
 tests_check_schema_SOURCES = tests/check_schema.c
 tests_check_schema_CFLAGS = $(TEST_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_check_schema_LDADD = core/libtorpor-core.la $(TEST_LIBS)
@@ -62,7 +65,7 @@ tests_check_ws_handshake_CFLAGS = $(TEST_CFLAGS) $(OPENSSL_CFLAGS) \
 tests_check_ws_handshake_LDADD = $(TEST_LIBS) $(OPENSSL_LIBS)
 
 TESTS += tests/check_config tests/check_loader tests/check_schema \
-	tests/check_object_id \
+	tests/check_object_id tests/check_loop \
 	tests/check_ws_frame \
 	tests/check_ws_utf8 tests/check_ws_handshake
 
