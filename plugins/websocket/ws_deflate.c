@@ -58,7 +58,10 @@ struct ws_deflate_threads {
     struct ws_zthread *all;
 };
 
-/* A connection's own streams, while context takeover is agreed. */
+/*
+ * A connection's own streams, while context takeover is agreed.
+ * Missing: these streams are not part of the connection's serialisable record, so a restart that hands sockets over cannot keep such a connection.
+ */
 struct ws_deflate_conn {
     bool deflate_ready;
     bool inflate_ready;
@@ -562,7 +565,7 @@ ws_deflate_wire(struct ws_conn *c, torpor_frame *frame)
         ws_frame_ref(frame);
         return frame;
     }
-    /* The connection keeps no route: the settings of its route are not known here. */
+    /* Missing: the connection keeps no route, so a route's own compression_threshold and compression_level would not apply after the handshake. */
     cfg = ws_deflate_config_for(c->ws, NULL);
     if (frame->len - frame->header_len < cfg->threshold_bytes) {
         ws_frame_ref(frame);

@@ -7,9 +7,10 @@
  *     browser does); off: never, and RSV1 frames are refused.  In
  *     the default mode (no context takeover) it costs no memory per
  *     connection: about 300 KiB of zlib streams per event loop thread.  It
- *     costs CPU: compressing a message is roughly 10-40 MB/s per core at
- *     level 6, decompressing 200-400 MB/s; a broadcast is compressed once
- *     for all its recipients.
+ *     costs CPU: zlib compresses JSON at about 80 MB/s per core at level 6
+ *     (240 MB/s at level 1) and inflates it at about 900 MB/s, and a
+ *     message of a few hundred bytes costs a few microseconds; a
+ *     broadcast is compressed once for all its recipients.
  *
  * compression_threshold = 128
  *     Messages shorter than this many bytes go out uncompressed.  Below
@@ -19,7 +20,9 @@
  *     by a third or more.
  *
  * compression_level = 6
- *     zlib's level, 1 (fastest) to 9 (smallest); 6 is zlib's default.
+ *     zlib's level, 1 (fastest) to 9 (smallest); 6 is zlib's default.  On
+ *     JSON, level 1 is about three times faster and its output a fifth
+ *     larger than level 6's.
  *
  * compression_context_takeover = no
  *     no: the server always answers server_no_context_takeover and
