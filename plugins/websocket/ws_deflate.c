@@ -222,8 +222,16 @@ ws_inflater(struct ws_conn *c, struct ws_zthread *z)
             return NULL;
         }
         if (!zc->inflate_ready) {
-            if (inflateInit2(&zc->inflate, -(int)p.client_window_bits)
-                != Z_OK) {
+            /*
+             * zlib never made raw DEFLATE with a 256-byte window (old
+             * versions quietly used 512 bytes), so a client that agreed
+             * to 8 bits may well send 9-bit data: accept it.
+             */
+            int bits = p.client_window_bits < WS_DEFLATE_SERVER_BITS_MIN
+                           ? WS_DEFLATE_SERVER_BITS_MIN
+                           : p.client_window_bits;
+
+            if (inflateInit2(&zc->inflate, -bits) != Z_OK) {
                 return NULL;
             }
             zc->inflate_ready = true;

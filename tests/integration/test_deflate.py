@@ -408,6 +408,16 @@ async def context_takeover_mode(_):
                      (False, OP_TEXT, m), "plain member, %d" % i)
         check(sizes[1] < sizes[0] // 4,
               "a repeat costs little with the context kept: %s" % sizes)
+        # A client held to 8 bits that, like zlib, compresses with 9.
+        e = raw(d, room, "permessage-deflate; client_max_window_bits=8")
+        check_eq(e.headers.get("sec-websocket-extensions"),
+                 "permessage-deflate; server_max_window_bits=12; "
+                 "client_max_window_bits=8", "takeover 101 for 8 bits")
+        block = os.urandom(400)
+        m9 = block + b"-" + block
+        e.send_frame(OP_BINARY, deflate(m9, wbits=9), rsv=RSV1)
+        check_eq(await recv(a), m9, "9-bit data from an 8-bit client")
+        e.close()
         for w in (r, n, p):
             w.close()
         await harness.close_all(a, b)
