@@ -16,6 +16,8 @@ plugins_websocket_la_SOURCES = \
 	plugins/websocket/ws_handshake.h \
 	plugins/websocket/ws_deflate.h \
 	plugins/websocket/ws_deflate.c \
+	plugins/websocket/ws_deflate_send.c \
+	plugins/websocket/ws_deflate_streams.h \
 	plugins/websocket/ws_deflate_config.c \
 	plugins/websocket/ws_deflate_negotiate.c
 plugins_websocket_la_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS) $(ZLIB_CFLAGS)

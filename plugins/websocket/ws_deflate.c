@@ -1,72 +1,21 @@
 /*
- * permessage-deflate at run time: the zlib streams, decompressing what
- * clients send and compressing what the server sends.  See ws_deflate.h.
- *
- * Without context takeover every message stands alone, so one inflater
- * and one deflater per window size serve every connection of a thread:
- * they live in a struct ws_zthread that the thread makes on first use
- * (found again through a pthread key) and that ws_deflate_stop frees.
- * Memory per thread, with zlib's formulas: inflate 2^15 + ~7 KiB, deflate
- * 2^(bits+2) + 2^(8+9) per window size in use (256 KiB at 15 bits), and a
- * 16 KiB output scratch; nothing per connection.
- *
- * With context takeover a connection owns its streams (struct
- * ws_deflate_conn in its in-progress record, which then stays while the
- * connection lives): its deflater uses memLevel bits - 7, so 2^(bits+3)
- * bytes, and its inflater 2^bits + ~7 KiB.
- *
- * A broadcast frame is compressed at most once per window size: the
- * variants hang off the plain frame, each a frame of its own with its own
- * references, so a queue can hold a variant after the plain frame is gone.
+ * permessage-deflate at run time: the registry of per-thread zlib streams,
+ * what each connection negotiated, and decompressing what clients send.
+ * Compressing is in ws_deflate_send.c; the streams are described in
+ * ws_deflate_streams.h.
  */
-#include "ws.h"
+#include "ws_deflate_streams.h"
 
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <zlib.h>
-
-/* Inflated bytes that fit without a heap buffer. */
-#define WS_INFLATE_SCRATCH_BYTES 16384
-
-/* memLevel of the shared deflaters: zlib's default. */
-#define WS_DEFLATE_SHARED_MEM_LEVEL 8
-
-/* A compressed frame with this much slack is trimmed to size. */
-#define WS_DEFLATE_TRIM_BYTES 4096
-
-#define WS_DEFLATE_N_BITS (WS_DEFLATE_BITS_MAX - WS_DEFLATE_SERVER_BITS_MIN + 1)
-
-/* What RFC 7692 7.2.1 strips from the end of every compressed message. */
-static const uint8_t ws_deflate_tail[4] = {0x00, 0x00, 0xff, 0xff};
-
-/* One thread's shared streams, used by one message at a time. */
-struct ws_zthread {
-    struct ws_zthread *next; /* in ws_deflate_threads.all, under lock */
-    bool inflate_ready;
-    bool deflate_ready[WS_DEFLATE_N_BITS];
-    uint8_t deflate_level[WS_DEFLATE_N_BITS];
-    z_stream inflate;
-    z_stream deflate[WS_DEFLATE_N_BITS];
-    uint8_t scratch[WS_INFLATE_SCRATCH_BYTES];
-};
+const uint8_t ws_deflate_tail[4] = {0x00, 0x00, 0xff, 0xff};
 
 struct ws_deflate_threads {
     pthread_key_t key; /* this thread's struct ws_zthread */
     pthread_mutex_t lock;
     struct ws_zthread *all;
-};
-
-/*
- * A connection's own streams, while context takeover is agreed.
- * Missing: these streams are not part of the connection's serialisable record, so a restart that hands sockets over cannot keep such a connection.
- */
-struct ws_deflate_conn {
-    bool deflate_ready;
-    bool inflate_ready;
-    z_stream deflate;
-    z_stream inflate;
 };
 
 const struct ws_deflate_config *
@@ -125,8 +74,7 @@ ws_deflate_stop(struct ws_state *ws)
     ws->zthreads = NULL;
 }
 
-/* ws_zthread_get finds or makes the calling thread's streams. */
-static struct ws_zthread *
+struct ws_zthread *
 ws_zthread_get(struct ws_state *ws)
 {
     struct ws_deflate_threads *t = ws->zthreads;
@@ -173,8 +121,7 @@ ws_deflate_conn_params(const struct ws_conn *c, struct ws_deflate_params *p)
     p->client_window_bits = (uint8_t)((c->deflate_bits & 0x0F) + 8);
 }
 
-/* ws_deflate_conn_get returns c's own streams, making the record if needed. */
-static struct ws_deflate_conn *
+struct ws_deflate_conn *
 ws_deflate_conn_get(struct ws_conn *c)
 {
     struct ws_busy *b = ws_conn_busy(c);
@@ -388,231 +335,4 @@ ws_deflate_inflated_free(struct ws_inflated *out)
 {
     free(out->heap);
     out->heap = NULL;
-}
-
-/* ---- outbound ---- */
-
-/*
- * ws_deflate_compress compresses one message payload with s, as it stands,
- * into a new RSV1 frame with one reference.  On failure s may be left
- * mid-message.
- */
-static torpor_err
-ws_deflate_compress(z_stream *s, uint8_t opcode, const uint8_t *payload,
-                    size_t n, torpor_frame **out)
-{
-    uint8_t hdr[WS_FRAME_SERVER_HEADER_MAX];
-    size_t room;
-    size_t clen;
-    size_t hlen;
-    torpor_frame *f;
-
-    if (n > UINT_MAX) {
-        return TORPOR_ELIMIT;
-    }
-    /* deflateBound counts one Z_FINISH; a sync flush adds a few bytes. */
-    room = (size_t)deflateBound(s, (uLong)n) + 16;
-    f = ws_frame_alloc(WS_FRAME_SERVER_HEADER_MAX + room);
-    if (f == NULL) {
-        return TORPOR_ENOMEM;
-    }
-    s->next_in = (Bytef *)(uintptr_t)payload;
-    s->avail_in = (uInt)n;
-    s->next_out = f->data + WS_FRAME_SERVER_HEADER_MAX;
-    s->avail_out = (uInt)room;
-    for (;;) {
-        int r = deflate(s, Z_SYNC_FLUSH);
-        torpor_frame *g;
-        size_t used;
-
-        if ((r == Z_OK || r == Z_BUF_ERROR) && s->avail_out > 0
-            && s->avail_in == 0) {
-            break;
-        }
-        if (r != Z_OK && r != Z_BUF_ERROR) {
-            free(f);
-            return TORPOR_EIO;
-        }
-        /* Out of room: rare, since room is the bound; grow and go on. */
-        used = room - s->avail_out;
-        g = realloc(f, sizeof(*f) + WS_FRAME_SERVER_HEADER_MAX + room * 2);
-        if (g == NULL) {
-            free(f);
-            return TORPOR_ENOMEM;
-        }
-        f = g;
-        s->next_out = f->data + WS_FRAME_SERVER_HEADER_MAX + used;
-        s->avail_out = (uInt)(room * 2 - used);
-        room *= 2;
-    }
-    clen = room - s->avail_out;
-    if (clen >= sizeof(ws_deflate_tail)
-        && memcmp(f->data + WS_FRAME_SERVER_HEADER_MAX + clen
-                      - sizeof(ws_deflate_tail),
-                  ws_deflate_tail, sizeof(ws_deflate_tail))
-               == 0) {
-        clen -= sizeof(ws_deflate_tail);
-    }
-    hlen = ws_frame_header_encode(hdr, true, WS_RSV1, opcode, clen);
-    memmove(f->data + hlen, f->data + WS_FRAME_SERVER_HEADER_MAX, clen);
-    memcpy(f->data, hdr, hlen);
-    f->len = hlen + clen;
-    f->opcode = opcode;
-    f->header_len = (uint8_t)hlen;
-    if (room - clen > WS_DEFLATE_TRIM_BYTES && room - clen > room / 4) {
-        torpor_frame *g = realloc(f, sizeof(*f) + f->len);
-
-        if (g != NULL) {
-            f = g;
-        }
-    }
-    *out = f;
-    return TORPOR_OK;
-}
-
-/* ws_deflater_shared readies this thread's deflater for a window size. */
-static z_stream *
-ws_deflater_shared(struct ws_zthread *z, uint8_t bits, int level)
-{
-    size_t i = (size_t)(bits - WS_DEFLATE_SERVER_BITS_MIN);
-    z_stream *s = &z->deflate[i];
-
-    if (!z->deflate_ready[i]) {
-        if (deflateInit2(s, level, Z_DEFLATED, -(int)bits,
-                         WS_DEFLATE_SHARED_MEM_LEVEL, Z_DEFAULT_STRATEGY)
-            != Z_OK) {
-            return NULL;
-        }
-        z->deflate_ready[i] = true;
-    } else if (deflateReset(s) != Z_OK) {
-        return NULL;
-    }
-    if (z->deflate_level[i] != level
-        && deflateParams(s, level, Z_DEFAULT_STRATEGY) != Z_OK) {
-        return NULL;
-    }
-    z->deflate_level[i] = (uint8_t)level;
-    return s;
-}
-
-/*
- * ws_deflate_variant finds or makes plain's variant for a window size.
- * NULL if it cannot be made; then the plain frame goes out.  The list only
- * grows, by compare-and-swap, so a reader never sees a half-made entry.
- */
-static torpor_frame *
-ws_deflate_variant(struct ws_conn *c, torpor_frame *plain, uint8_t bits,
-                   const struct ws_deflate_config *cfg)
-{
-    torpor_frame *head = __atomic_load_n(&plain->variants, __ATOMIC_ACQUIRE);
-    size_t n = plain->len - plain->header_len;
-    struct ws_zthread *z;
-    torpor_frame *v = NULL;
-    z_stream *s;
-
-    for (torpor_frame *w = head; w != NULL; w = w->next_variant) {
-        if (w->window_bits == bits) {
-            return w;
-        }
-    }
-    z = ws_zthread_get(c->ws);
-    s = z != NULL ? ws_deflater_shared(z, bits, cfg->level) : NULL;
-    if (s == NULL
-        || ws_deflate_compress(s, plain->opcode,
-                               plain->data + plain->header_len, n, &v)
-               != TORPOR_OK) {
-        return NULL;
-    }
-    v->window_bits = bits;
-    /* Incompressible: remember that, so nobody tries again. */
-    v->plain_wins = v->len >= plain->len;
-    v->next_variant = head;
-    while (!__atomic_compare_exchange_n(&plain->variants, &v->next_variant, v,
-                                        false, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_ACQUIRE)) {
-        for (torpor_frame *w = v->next_variant; w != NULL;
-             w = w->next_variant) {
-            if (w->window_bits == bits) {
-                free(v);
-                return w;
-            }
-        }
-    }
-    return v;
-}
-
-/* ws_deflater_own readies c's own deflater, for server context takeover. */
-static z_stream *
-ws_deflater_own(struct ws_conn *c, uint8_t bits, int level)
-{
-    struct ws_deflate_conn *zc = ws_deflate_conn_get(c);
-
-    if (zc == NULL) {
-        return NULL;
-    }
-    if (!zc->deflate_ready) {
-        /* memLevel follows the window, so a small window is small. */
-        if (deflateInit2(&zc->deflate, level, Z_DEFLATED, -(int)bits, bits - 7,
-                         Z_DEFAULT_STRATEGY)
-            != Z_OK) {
-            return NULL;
-        }
-        zc->deflate_ready = true;
-    }
-    return &zc->deflate;
-}
-
-torpor_frame *
-ws_deflate_wire(struct ws_conn *c, torpor_frame *frame)
-{
-    const struct ws_deflate_config *cfg;
-    struct ws_deflate_params p;
-    torpor_frame *v;
-
-    if ((c->deflate & WS_DEFLATE_ON) == 0 || frame->opcode == 0) {
-        ws_frame_ref(frame);
-        return frame;
-    }
-    /* Missing: the connection keeps no route, so a route's own compression_threshold and compression_level would not apply after the handshake. */
-    cfg = ws_deflate_config_for(c->ws, NULL);
-    if (frame->len - frame->header_len < cfg->threshold_bytes) {
-        ws_frame_ref(frame);
-        return frame;
-    }
-    ws_deflate_conn_params(c, &p);
-    if (p.server_takeover) {
-        z_stream *s = ws_deflater_own(c, p.server_window_bits, cfg->level);
-
-        if (s == NULL) {
-            /* Nothing went into the context yet: plain is still right. */
-            ws_frame_ref(frame);
-            return frame;
-        }
-        if (ws_deflate_compress(s, frame->opcode,
-                                frame->data + frame->header_len,
-                                frame->len - frame->header_len, &v)
-            != TORPOR_OK) {
-            return NULL;
-        }
-        return v;
-    }
-    v = ws_deflate_variant(c, frame, p.server_window_bits, cfg);
-    if (v == NULL || v->plain_wins) {
-        v = frame;
-    }
-    ws_frame_ref(v);
-    return v;
-}
-
-void
-ws_deflate_frame_free(torpor_frame *frame)
-{
-    torpor_frame *v = frame->variants;
-
-    while (v != NULL) {
-        torpor_frame *next = v->next_variant;
-
-        ws_frame_release(v);
-        v = next;
-    }
 }
