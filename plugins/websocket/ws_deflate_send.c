@@ -154,6 +154,12 @@ ws_deflate_variant(struct ws_conn *c, torpor_frame *plain, uint8_t bits,
     v->window_bits = bits;
     /* Incompressible: remember that, so nobody tries again. */
     v->plain_wins = v->len >= plain->len;
+    if (WS_DEBUG_ON(c->ws)) {
+        WS_LOG(c->ws, TORPOR_LOG_DEBUG, c->conn,
+               "compressed message for %u-bit windows: %zu to %zu bytes%s",
+               (unsigned)bits, plain->len, v->len,
+               v->plain_wins ? ", sending it plain" : "");
+    }
     v->next_variant = head;
     while (!__atomic_compare_exchange_n(&plain->variants, &v->next_variant, v,
                                         false, __ATOMIC_ACQ_REL,

@@ -328,6 +328,45 @@ async def fragmented_with_ping_and_empty_tail(d):
     await harness.close_all(s)
 
 
+DEBUG_CONFIG = harness.DEFAULT_CONFIG.replace("log_level = notice",
+                                             "log_level = debug")
+
+
+async def broadcast_compressed_once_per_window(_):
+    """The daemon's debug log names every compression it does."""
+    d = harness.Daemon(DEBUG_CONFIG)
+    d.start()
+    try:
+        room = harness.unique()
+        s = await lib(d, room, False)
+        members = [raw(d, room, "permessage-deflate") for _ in range(3)]
+        members += [raw(d, room, "permessage-deflate; "
+                                 "server_max_window_bits=10")
+                    for _ in range(2)]
+        plain = raw(d, room)
+        m = ("{\"text\":\"%s\"}" % ("once and for all " * 50)).encode()
+        await s.send(m.decode())
+        got = [recv_data(w) for w in members]
+        check(all(rsv == RSV1 for rsv, _, _ in got), "all compressed")
+        check_eq(len({p for _, _, p in got[:3]}), 1,
+                 "the three 15-bit members got the same bytes")
+        check_eq(len({p for _, _, p in got[3:]}), 1,
+                 "the two 10-bit members got the same bytes")
+        check_eq(inflate(got[0][2]), m, "15-bit variant")
+        check_eq(inflate(got[3][2], wbits=10), m, "10-bit variant")
+        check_eq(recv_data(plain), (0, OP_TEXT, m), "plain member")
+        for w in members + [plain]:
+            w.close()
+        await harness.close_all(s)
+    finally:
+        log = harness.stop_clean(d)
+    lines = [l for l in log.splitlines() if "compressed message for" in l]
+    check_eq(sorted(l.split("compressed message for ")[1].split(":")[0]
+                    for l in lines),
+             ["10-bit windows", "15-bit windows"],
+             "one compression per window size for 5 members")
+
+
 TAKEOVER_CONFIG = harness.DEFAULT_CONFIG.replace(
     "max_message_bytes = 1048576\n",
     "max_message_bytes = 1048576\ncompression_context_takeover = yes\n"
@@ -446,6 +485,8 @@ TESTS = [
      corrupt_data_and_bad_utf8_are_1007),
     ("a fragmented compressed message with a ping between fragments",
      fragmented_with_ping_and_empty_tail),
+    ("a broadcast is compressed once per window size",
+     broadcast_compressed_once_per_window),
     ("compression = off negotiates nothing and refuses RSV1",
      compression_off),
     ("context takeover mode keeps contexts per connection",
