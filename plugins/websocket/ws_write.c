@@ -268,6 +268,9 @@ ws_frame_send(void *tconn, torpor_frame *frame)
         || (c->flags & WS_F_FAILED) != 0) {
         return TORPOR_ECLOSED;
     }
+    if ((c->deflate & WS_DEFLATE_ON) == 0) {
+        return ws_frame_send_wire(c, frame);
+    }
     wire = ws_deflate_wire(c, frame);
     if (wire == NULL) {
         /* c's own compression context is lost: nothing more can be sent. */
