@@ -328,6 +328,32 @@ async def fragmented_with_ping_and_empty_tail(d):
     await harness.close_all(s)
 
 
+async def bad_keys_fail_check_config(_):
+    """Each bad compression value is named with its file and line."""
+    cases = [
+        ("compression = maybe", 'expected "on" or "off"'),
+        ("compression_level = 0", "expected an integer from 1 to 9"),
+        ("compression_max_window_bits = 8",
+         "expected an integer from 9 to 15"),
+        ("compression_context_takeover = on", 'expected "yes" or "no"'),
+        ("compression_threshold = -1", "expected an integer from 0 to"),
+    ]
+    for line, reason in cases:
+        d = harness.Daemon(harness.DEFAULT_CONFIG.replace(
+            "max_message_bytes = 1048576\n",
+            "max_message_bytes = 1048576\n%s\n" % line))
+        rc, _, err = harness.run_cli(["--config", d.config_path,
+                                      "--check-config", "--plugin-path",
+                                      harness.env_path("TORPOR_PLUGIN_PATH")])
+        check(rc != 0, "--check-config exited 0 for %r" % line)
+        want = "%s:9:" % d.config_path
+        hits = [l for l in err.splitlines() if want in l]
+        check(hits and reason in hits[0],
+              "no %r line naming %r for %r; stderr:\n%s"
+              % (want, reason, line, err))
+        check(not harness.sanitizer_lines(err), "sanitizer report:\n" + err)
+
+
 DEBUG_CONFIG = harness.DEFAULT_CONFIG.replace("log_level = notice",
                                              "log_level = debug")
 
@@ -487,6 +513,8 @@ TESTS = [
      fragmented_with_ping_and_empty_tail),
     ("a broadcast is compressed once per window size",
      broadcast_compressed_once_per_window),
+    ("bad compression keys fail --check-config with file and line",
+     bad_keys_fail_check_config),
     ("compression = off negotiates nothing and refuses RSV1",
      compression_off),
     ("context takeover mode keeps contexts per connection",
