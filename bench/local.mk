@@ -54,3 +54,17 @@ bench-wake: bench/torpor-wake-bench core/torpord $(BENCH_WAKE_PLUGINS)
 	$(SHELL) '$(abs_top_srcdir)/bench/run-wake.sh'
 
 .PHONY: bench-wake
+
+# Memory per idle connection with permessage-deflate off, on and with
+# context takeover: torpord with the relay class and a Python client of
+# the standard library.  Run only by `make bench-deflate-memory`, on a
+# build without sanitizers; it prints a Markdown table and takes about a
+# minute.  BENCH_CONNS and BENCH_ROOMS change the load (see the script).
+EXTRA_DIST += bench/deflate_memory.py
+
+bench-deflate-memory: core/torpord plugins/websocket.la plugins/relay.la
+	TORPORD='$(abs_top_builddir)/core/torpord' \
+	TORPOR_PLUGIN_PATH='$(abs_top_builddir)/plugins/.libs' \
+	$(PYTHON3) '$(abs_top_srcdir)/bench/deflate_memory.py'
+
+.PHONY: bench-deflate-memory

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what torpor needs on Debian 12: the build dependencies, and with
-# --test also what the test suite drives (real clients, PostgreSQL, clang
-# for the fuzz targets, Node's ws module from the npm registry).
+# --test also what the test suite drives (real clients, a headless
+# Chromium, PostgreSQL, clang for the fuzz targets, Node's ws and
+# playwright-core from the npm registry).
 #
 #   packaging/install-deps.sh          build and run torpord
 #   packaging/install-deps.sh --test   also run `make check`
@@ -31,7 +32,7 @@ build_pkgs="build-essential autoconf automake libtool pkgconf
     libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev zlib1g-dev
     libinih-dev libpq-dev libnng-dev check"
 test_pkgs="python3 python3-websockets nodejs nng-utils postgresql
-    clang libclang-rt-14-dev"
+    clang libclang-rt-14-dev chromium"
 
 pkgs=$build_pkgs
 if [ "$want_test" = yes ]; then
@@ -59,7 +60,7 @@ fi
 
 if [ "$want_test" = yes ]; then
     top=$(cd "$(dirname "$0")/.." && pwd)
-    # Node's ws client, pinned by the lock file.
+    # Node's ws client and playwright-core, pinned by the lock file.
     if command -v npm >/dev/null 2>&1; then
         (cd "$top/tests/node" && npm ci --no-audit --no-fund --loglevel=error)
     else

@@ -49,7 +49,7 @@ tests_check_schema_LDADD = core/libtorpor-core.la $(TEST_LIBS)
 
 # Unit tests of the WebSocket plugin's codec compile its files directly.
 check_PROGRAMS += tests/check_ws_frame tests/check_ws_utf8 \
-	tests/check_ws_handshake
+	tests/check_ws_handshake tests/check_ws_deflate
 tests_check_ws_frame_SOURCES = tests/check_ws_frame.c \
 	plugins/websocket/ws_frame.c
 tests_check_ws_frame_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/plugins/websocket
@@ -63,11 +63,18 @@ tests_check_ws_handshake_SOURCES = tests/check_ws_handshake.c \
 tests_check_ws_handshake_CFLAGS = $(TEST_CFLAGS) $(OPENSSL_CFLAGS) \
 	-I$(top_srcdir)/plugins/websocket
 tests_check_ws_handshake_LDADD = $(TEST_LIBS) $(OPENSSL_LIBS)
+tests_check_ws_deflate_SOURCES = tests/check_ws_deflate.c \
+	plugins/websocket/ws_deflate_negotiate.c \
+	plugins/websocket/ws_deflate_config.c \
+	plugins/websocket/ws_handshake.c
+tests_check_ws_deflate_CFLAGS = $(TEST_CFLAGS) $(OPENSSL_CFLAGS) \
+	-I$(top_srcdir)/plugins/websocket
+tests_check_ws_deflate_LDADD = $(TEST_LIBS) $(OPENSSL_LIBS)
 
 TESTS += tests/check_config tests/check_loader tests/check_schema \
 	tests/check_object_id tests/check_loop \
 	tests/check_ws_frame \
-	tests/check_ws_utf8 tests/check_ws_handshake
+	tests/check_ws_utf8 tests/check_ws_handshake tests/check_ws_deflate
 
 
 # A driver of storage backends for the crash and migration tests.

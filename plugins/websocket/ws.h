@@ -23,6 +23,7 @@
 
 #include <torpor/torpor.h>
 
+#include "ws_deflate.h"
 #include "ws_frame.h"
 #include "ws_utf8.h"
 
@@ -74,6 +75,7 @@ struct ws_config {
     uint64_t handshake_timeout_ms;
     uint64_t close_timeout_ms;
     size_t max_output_bytes;
+    struct ws_deflate_config deflate; /* the compression_* keys */
 };
 
 struct ws_state;
@@ -106,6 +108,9 @@ struct ws_state {
     uint32_t n_conns;
     uint32_t cap_conns;
 
+    /* Each thread's shared zlib streams; see ws_deflate.c. */
+    struct ws_deflate_threads *zthreads;
+
     /* Rate limit of per-peer warnings; __atomic, any loop. */
     uint64_t warn_window_ms;
     uint32_t warn_count;
@@ -116,10 +121,20 @@ struct ws_state {
  * The header and payload sit in one allocation, header first.  refs is
  * changed with __atomic builtins because a broadcast may release it on
  * another loop than the one that encoded it.
+ *
+ * A message frame also carries its permessage-deflate variants, made on
+ * first need, one per window size, each a frame with references of its
+ * own (ws_deflate.c); a connection picks the one it negotiated.
  */
 struct torpor_frame {
     uint32_t refs;
-    size_t len; /* bytes in data */
+    uint8_t opcode;         /* WS_OP_TEXT or WS_OP_BINARY; 0: raw bytes */
+    uint8_t header_len;     /* bytes of data before the payload */
+    uint8_t window_bits;    /* a variant: the window it was compressed with */
+    bool plain_wins;        /* a variant: no smaller, so the plain frame goes */
+    torpor_frame *variants; /* a message: its variants, __atomic */
+    torpor_frame *next_variant; /* a variant: the next in that list */
+    size_t len;                 /* bytes in data */
     uint8_t data[];
 };
 
@@ -176,6 +191,12 @@ struct ws_busy {
     /* A control frame's payload, which may also be cut by a read. */
     uint8_t ctl[WS_CONTROL_PAYLOAD_MAX];
 
+    /* The message being assembled came with RSV1: it is compressed. */
+    bool msg_deflated;
+
+    /* The connection's own zlib streams, under context takeover. */
+    struct ws_deflate_conn *zconn;
+
     /* Unsent output: a ring of frame references, head partly sent. */
     torpor_frame **q;
     uint32_t q_head;
@@ -201,6 +222,8 @@ struct ws_conn {
     uint16_t close_code; /* what our close frame said */
     uint8_t state;       /* enum ws_conn_state */
     uint8_t flags;       /* WS_F_* */
+    uint8_t deflate;     /* WS_DEFLATE_*: what the handshake agreed */
+    uint8_t deflate_bits; /* server window bits - 8 << 4 | client's - 8 */
 };
 
 /*
@@ -376,6 +399,15 @@ void ws_read_feed(struct ws_conn *c, uint8_t *data, size_t len);
 void ws_read_drop_message(struct ws_busy *b);
 
 /* ---- ws_write.c ---- */
+
+/*
+ * ws_frame_alloc makes a raw frame of len bytes with one reference; NULL
+ * when memory runs out.
+ */
+torpor_frame *ws_frame_alloc(size_t len);
+
+/* ws_frame_ref takes one more reference.  Any loop. */
+void ws_frame_ref(torpor_frame *frame);
 
 /* The transport ops on frames; see torpor/transport.h. */
 torpor_err ws_frame_encode(void *state, torpor_msg_kind kind, const void *data,

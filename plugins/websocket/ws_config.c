@@ -30,6 +30,8 @@
  *     Unsent output a connection may queue.  A client that reads slower
  *     than it is sent to and goes over is closed with 1008 and a warning,
  *     so that one slow consumer cannot exhaust the server's memory.
+ *
+ * The compression_* keys (permessage-deflate) are in ws_deflate_config.c.
  */
 #include "ws.h"
 
@@ -239,6 +241,7 @@ ws_config_defaults(struct ws_config *cfg)
     cfg->handshake_timeout_ms = 10000;
     cfg->close_timeout_ms = 5000;
     cfg->max_output_bytes = 16777216;
+    ws_deflate_config_defaults(&cfg->deflate);
 }
 
 torpor_err
@@ -280,5 +283,5 @@ ws_config_set(struct ws_config *cfg, const char *key, const char *value,
         }
         return err;
     }
-    return TORPOR_ENOKEY;
+    return ws_deflate_config_set(&cfg->deflate, key, value, why, why_size);
 }

@@ -98,6 +98,7 @@ ws_conn_release(struct ws_conn *c)
         free(b->msg);
         free(b->upgrade_resp);
         ws_write_free(b);
+        ws_deflate_busy_free(b);
         free(b);
     }
     if (c->fd >= 0) {
@@ -124,8 +125,8 @@ ws_conn_trim(struct ws_conn *c)
     struct ws_busy *b = c->busy;
 
     if (b == NULL || b->timer != NULL || b->in != NULL || b->msg != NULL
-        || b->msg_op != 0 || b->in_frame || b->hdr_len != 0
-        || b->q_count != 0 || b->upgrade_resp != NULL) {
+        || b->msg_op != 0 || b->in_frame || b->hdr_len != 0 || b->q_count != 0
+        || b->upgrade_resp != NULL || b->zconn != NULL) {
         return;
     }
     ws_write_free(b);

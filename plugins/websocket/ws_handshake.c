@@ -327,6 +327,12 @@ ws_hs_header_line(const char *line, size_t len, struct ws_hs_request *r,
             r->extensions = value;
             r->extensions_len = value_len;
         }
+        if (r->n_extension_lines == WS_HS_EXTENSION_LINES_MAX) {
+            return 400;
+        }
+        r->extension_lines[r->n_extension_lines] = value;
+        r->extension_line_lens[r->n_extension_lines] = value_len;
+        r->n_extension_lines++;
     }
     return 0;
 }
@@ -594,14 +600,25 @@ ws_hs_reason(int http_status)
 size_t
 ws_handshake_reject(char *out, size_t out_size, int http_status)
 {
+    return ws_handshake_reject_why(out, out_size, http_status, NULL);
+}
+
+size_t
+ws_handshake_reject_why(char *out, size_t out_size, int http_status,
+                        const char *why)
+{
     struct ws_hs_out o = { out, out_size, 0, false };
     const char *reason = ws_hs_reason(http_status);
     size_t reason_len;
+    size_t why_len = 0;
 
-    if (reason == NULL) {
+    if (reason == NULL || (why != NULL && !ws_hs_value_safe(why))) {
         return 0;
     }
     reason_len = strlen(reason);
+    if (why != NULL) {
+        why_len = strlen(why);
+    }
 
     ws_hs_puts(&o, "HTTP/1.1 ");
     ws_hs_put_uint(&o, (size_t)http_status);
@@ -621,9 +638,13 @@ ws_handshake_reject(char *out, size_t out_size, int http_status)
         ws_hs_puts(&o, "Allow: GET\r\n");
     }
     ws_hs_puts(&o, "Content-Type: text/plain\r\nContent-Length: ");
-    ws_hs_put_uint(&o, reason_len + 1);
+    ws_hs_put_uint(&o, reason_len + (why != NULL ? 2 + why_len : 0) + 1);
     ws_hs_puts(&o, "\r\n\r\n");
     ws_hs_put(&o, reason, reason_len);
+    if (why != NULL) {
+        ws_hs_puts(&o, ": ");
+        ws_hs_put(&o, why, why_len);
+    }
     ws_hs_puts(&o, "\n");
     return ws_hs_finish_out(&o);
 }

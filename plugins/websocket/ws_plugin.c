@@ -74,6 +74,11 @@ ws_plugin_create(const struct torpor_host *host, torpor_plugin_ctx *self,
     ws->host = host;
     ws->self = self;
     ws_config_defaults(&ws->cfg);
+    if (ws_deflate_start(ws) != TORPOR_OK) {
+        pthread_mutex_destroy(&ws->lock);
+        free(ws);
+        return TORPOR_ENOMEM;
+    }
     *state = ws;
     return TORPOR_OK;
 }
@@ -114,6 +119,7 @@ ws_plugin_destroy(void *state)
     ws->stopping = true;
     ws_listen_stop(ws);
     ws_conn_destroy_all(ws);
+    ws_deflate_stop(ws);
     free(ws->conns);
     pthread_mutex_destroy(&ws->lock);
     free(ws);

@@ -22,12 +22,12 @@
  * still sends until it hangs up, or for WS_REFUSED_LINGER_MS at most.
  */
 static void
-ws_upgrade_reject(struct ws_conn *c, int http_status)
+ws_upgrade_reject_why(struct ws_conn *c, int http_status, const char *why)
 {
     struct ws_busy *b = c->busy;
     uint64_t linger_ms = c->ws->cfg.handshake_timeout_ms;
     char out[512];
-    size_t n = ws_handshake_reject(out, sizeof(out), http_status);
+    size_t n = ws_handshake_reject_why(out, sizeof(out), http_status, why);
 
     if (n == 0) {
         n = ws_handshake_reject(out, sizeof(out), 500);
@@ -48,6 +48,55 @@ ws_upgrade_reject(struct ws_conn *c, int http_status)
     }
     c->ws->host->timer_arm(b->timer, linger_ms);
     c->state = WS_ST_REFUSED;
+}
+
+static void
+ws_upgrade_reject(struct ws_conn *c, int http_status)
+{
+    ws_upgrade_reject_why(c, http_status, NULL);
+}
+
+/*
+ * ws_upgrade_extensions negotiates permessage-deflate for c, recording
+ * what was agreed in c and the answer in response.  Returns false, after
+ * refusing c with 400, for a malformed Sec-WebSocket-Extensions; *answer
+ * is NULL when no extension is agreed.
+ */
+static bool
+ws_upgrade_extensions(struct ws_conn *c, const struct ws_hs_request *hs,
+                      const torpor_bytes *route,
+                      char response[WS_DEFLATE_RESPONSE_MAX],
+                      const char **answer)
+{
+    struct ws_deflate_line lines[WS_HS_EXTENSION_LINES_MAX];
+    struct ws_deflate_params params;
+    char peer[WS_ADDR_STRLEN];
+
+    *answer = NULL;
+    for (size_t i = 0; i < hs->n_extension_lines; i++) {
+        lines[i].text = hs->extension_lines[i];
+        lines[i].len = hs->extension_line_lens[i];
+    }
+    switch (ws_deflate_negotiate(ws_deflate_config_for(c->ws, route), lines,
+                                 hs->n_extension_lines, &params, response)) {
+    case WS_DEFLATE_ACCEPTED:
+        ws_deflate_conn_set(c, &params);
+        *answer = response;
+        return true;
+    case WS_DEFLATE_MALFORMED:
+        if (ws_warn_allowed(c->ws)) {
+            ws_conn_peer(c, peer);
+            WS_LOG(
+                c->ws, TORPOR_LOG_WARN, NULL,
+                "could not upgrade \"%s\": malformed Sec-WebSocket-Extensions, answered 400",
+                peer);
+        }
+        ws_upgrade_reject_why(c, 400, "malformed Sec-WebSocket-Extensions");
+        return false;
+    case WS_DEFLATE_NONE:
+    default:
+        return true;
+    }
 }
 
 void
@@ -234,7 +283,9 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
     const struct torpor_host *host = ws->host;
     struct ws_busy *b = c->busy;
     char peer[WS_ADDR_STRLEN];
-    char resp[256];
+    char resp[512];
+    char ext_resp[WS_DEFLATE_RESPONSE_MAX];
+    const char *ext_answer;
     torpor_attach_req req;
     torpor_conn *conn = NULL;
     torpor_loop *loop = NULL;
@@ -253,11 +304,14 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
         ws_upgrade_reject(c, status);
         return true;
     }
+    if (!ws_upgrade_extensions(c, hs, &req.route, ext_resp, &ext_answer)) {
+        return true;
+    }
     /* Missing: no subprotocol is chosen; a browser that asked for one (Sec-WebSocket-Protocol) fails the connection after the 101. */
     /* Missing: Origin is not checked; any web page can open connections in its visitor's name. */
     /* Before attaching, so a failure here needs no detach. */
     resp_len = ws_handshake_accept(resp, sizeof(resp), hs->key, hs->key_len,
-                                   NULL, NULL);
+                                   NULL, ext_answer);
     if (resp_len == 0) {
         WS_LOG(ws, TORPOR_LOG_ERR, NULL,
                "could not compute the accept key for \"%s\"", peer);

@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-static torpor_frame *
+torpor_frame *
 ws_frame_alloc(size_t len)
 {
     torpor_frame *f;
@@ -22,13 +22,14 @@ ws_frame_alloc(size_t len)
     }
     f = malloc(sizeof(*f) + len);
     if (f != NULL) {
+        memset(f, 0, sizeof(*f));
         f->refs = 1;
         f->len = len;
     }
     return f;
 }
 
-static void
+void
 ws_frame_ref(torpor_frame *f)
 {
     __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
@@ -68,6 +69,8 @@ ws_frame_encode(void *state, torpor_msg_kind kind, const void *data, size_t len,
         memcpy(f->data + hlen, data, len);
     }
     f->len = hlen + len;
+    f->opcode = opcode;
+    f->header_len = (uint8_t)hlen;
     *out = f;
     return TORPOR_OK;
 }
@@ -77,6 +80,7 @@ ws_frame_release(torpor_frame *frame)
 {
     if (frame != NULL
         && __atomic_sub_fetch(&frame->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        ws_deflate_frame_free(frame);
         free(frame);
     }
 }
@@ -207,21 +211,17 @@ ws_write_slow(struct ws_conn *c, size_t queued)
     ws_conn_start_close(c, TORPOR_CLOSE_POLICY, NULL, 0);
 }
 
-torpor_err
-ws_frame_send(void *tconn, torpor_frame *frame)
+/*
+ * ws_frame_send_wire writes frame, the bytes chosen for c, or queues a
+ * reference to what the socket does not take.
+ */
+static torpor_err
+ws_frame_send_wire(struct ws_conn *c, torpor_frame *frame)
 {
-    struct ws_conn *c = tconn;
     size_t limit = c->ws->cfg.max_output_bytes;
     size_t queued;
     ssize_t sent = 0;
 
-    if (c->state == WS_ST_HANDSHAKE || c->state == WS_ST_REFUSED) {
-        return TORPOR_ESTATE;
-    }
-    if ((c->state != WS_ST_OPEN && c->state != WS_ST_MOVING)
-        || (c->flags & WS_F_FAILED) != 0) {
-        return TORPOR_ECLOSED;
-    }
     if (!ws_write_pending(c)) {
         sent = ws_write_try(c, frame->data, frame->len);
         if (sent < 0) {
@@ -252,6 +252,34 @@ ws_frame_send(void *tconn, torpor_frame *frame)
     }
     ws_conn_watch(c);
     return TORPOR_OK;
+}
+
+torpor_err
+ws_frame_send(void *tconn, torpor_frame *frame)
+{
+    struct ws_conn *c = tconn;
+    torpor_frame *wire;
+    torpor_err err;
+
+    if (c->state == WS_ST_HANDSHAKE || c->state == WS_ST_REFUSED) {
+        return TORPOR_ESTATE;
+    }
+    if ((c->state != WS_ST_OPEN && c->state != WS_ST_MOVING)
+        || (c->flags & WS_F_FAILED) != 0) {
+        return TORPOR_ECLOSED;
+    }
+    if ((c->deflate & WS_DEFLATE_ON) == 0) {
+        return ws_frame_send_wire(c, frame);
+    }
+    wire = ws_deflate_wire(c, frame);
+    if (wire == NULL) {
+        /* c's own compression context is lost: nothing more can be sent. */
+        ws_conn_fail(c);
+        return TORPOR_ENOMEM;
+    }
+    err = ws_frame_send_wire(c, wire);
+    ws_frame_release(wire);
+    return err;
 }
 
 /*

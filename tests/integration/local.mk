@@ -2,7 +2,8 @@
 # (Python's websockets, Node's ws, raw sockets) and an out-of-tree plugin
 # build.  Included from tests/local.mk, which sets the TAP log drivers and
 # exports TORPORD, TORPOR_PLUGIN_PATH, TOP_BUILDDIR, TOP_SRCDIR, PYTHON3 and
-# NODE.  The Node test needs `npm ci --prefix tests/node` in the source tree.
+# NODE.  The Node tests need `npm ci --prefix tests/node` in the source tree;
+# browser.test.mjs also needs Debian's chromium.
 INTEGRATION_TESTS = \
 	tests/integration/test_relay.py \
 	tests/integration/test_limits.py \
@@ -14,7 +15,10 @@ INTEGRATION_TESTS = \
 	tests/integration/test_alarms.py \
 	tests/integration/test_connections.py \
 	tests/integration/test_caps.py \
+	tests/integration/test_deflate.py \
 	tests/node/relay.test.mjs \
+	tests/node/deflate.test.mjs \
+	tests/node/browser.test.mjs \
 	tests/out_of_tree/run.sh \
 	tests/out_of_tree/counter_test.sh
 
@@ -32,6 +36,7 @@ EXTRA_DIST += $(INTEGRATION_TESTS) \
 	tests/integration/local.mk \
 	tests/node/package.json \
 	tests/node/package-lock.json \
+	tests/node/torpord.mjs \
 	tests/out_of_tree/shout.c \
 	tests/out_of_tree/tap.sh \
 	examples/counter/counter.c \
