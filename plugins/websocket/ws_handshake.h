@@ -115,4 +115,12 @@ size_t ws_handshake_accept(char *out, size_t out_size, const char *key,
  */
 size_t ws_handshake_reject(char *out, size_t out_size, int http_status);
 
+/*
+ * ws_handshake_reject_retry is ws_handshake_reject with a Retry-After
+ * header of retry_after_s seconds when that is not 0, for a 429 or 503
+ * that the client may try again after.
+ */
+size_t ws_handshake_reject_retry(char *out, size_t out_size, int http_status,
+                                 unsigned retry_after_s);
+
 #endif /* TORPOR_PLUGINS_WS_HANDSHAKE_H */

@@ -240,12 +240,12 @@ ws_read_begin(struct ws_conn *c, const struct ws_frame_header *fh)
     }
     /* payload_len is below 2^63 and msg_len below the limit: no wrap. */
     total = (open ? b->msg_len : 0) + fh->payload_len;
-    if (total > ws->cfg.max_message_bytes) {
+    if (total > ws_conn_opts(c)->max_message_bytes) {
         if (ws_warn_allowed(ws)) {
             WS_LOG(ws, TORPOR_LOG_WARN, c->conn,
                    "could not accept message: %" PRIu64
                    " bytes or more, limit %zu",
-                   total, ws->cfg.max_message_bytes);
+                   total, ws_conn_opts(c)->max_message_bytes);
         }
         ws_read_violation(c, TORPOR_CLOSE_TOO_BIG, false, NULL);
     }
@@ -326,8 +326,8 @@ ws_read_append(struct ws_conn *c, struct ws_busy *b, const uint8_t *data,
         if (b->fh.fin && cap > at_end) {
             cap = (size_t)at_end;
         }
-        if (cap > c->ws->cfg.max_message_bytes) {
-            cap = c->ws->cfg.max_message_bytes;
+        if (cap > ws_conn_opts(c)->max_message_bytes) {
+            cap = ws_conn_opts(c)->max_message_bytes;
         }
         if (cap < need) {
             cap = need;
@@ -463,6 +463,7 @@ ws_read_ready(struct ws_conn *c)
         n = recv(c->fd, buf, sizeof(buf), 0);
     } while (n < 0 && errno == EINTR);
     if (n > 0) {
+        ws_keepalive_heard(c);
         ws_read_feed(c, buf, (size_t)n);
         return;
     }

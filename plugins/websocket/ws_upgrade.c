@@ -15,19 +15,21 @@
 #define WS_HANDSHAKE_FIRST_BYTES 1024
 
 /*
- * ws_upgrade_reject answers the upgrade request with an HTTP error and shuts
- * our side down.  The answer is tiny and the socket fresh, so one send is
- * enough; if it does not fit, the peer sees the connection close, which is
- * all a refused client can act on anyway.  c then drains what the peer
- * still sends until it hangs up, or for WS_REFUSED_LINGER_MS at most.
+ * ws_upgrade_refuse answers the upgrade request with an HTTP error, with
+ * Retry-After unless retry_after_s is 0, and shuts our side down.  The
+ * answer is tiny and the socket fresh, so one send is enough; if it does
+ * not fit, the peer sees the connection close, which is all a refused
+ * client can act on anyway.  c then drains what the peer still sends until
+ * it hangs up, or for WS_REFUSED_LINGER_MS at most.
  */
 static void
-ws_upgrade_reject(struct ws_conn *c, int http_status)
+ws_upgrade_refuse(struct ws_conn *c, int http_status, uint32_t retry_after_s)
 {
     struct ws_busy *b = c->busy;
     uint64_t linger_ms = c->ws->cfg.handshake_timeout_ms;
     char out[512];
-    size_t n = ws_handshake_reject(out, sizeof(out), http_status);
+    size_t n = ws_handshake_reject_retry(out, sizeof(out), http_status,
+                                         retry_after_s);
 
     if (n == 0) {
         n = ws_handshake_reject(out, sizeof(out), 500);
@@ -48,6 +50,12 @@ ws_upgrade_reject(struct ws_conn *c, int http_status)
     }
     c->ws->host->timer_arm(b->timer, linger_ms);
     c->state = WS_ST_REFUSED;
+}
+
+static void
+ws_upgrade_reject(struct ws_conn *c, int http_status)
+{
+    ws_upgrade_refuse(c, http_status, 0);
 }
 
 void
@@ -192,6 +200,7 @@ ws_upgrade_arrive(struct ws_conn *c)
     if ((c->flags & WS_F_FAILED) != 0) {
         return;
     }
+    ws_keepalive_arrive(c);
     /*
      * The 101 goes out here, on the object's loop, right before the open:
      * a client that holds its 101 is in the room, so a message another
@@ -238,6 +247,9 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
     torpor_attach_req req;
     torpor_conn *conn = NULL;
     torpor_loop *loop = NULL;
+    const struct ws_route_opts *opts;
+    const char *subprotocol;
+    uint32_t retry_after_s;
     torpor_io *io;
     size_t resp_len;
     int status;
@@ -253,11 +265,23 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
         ws_upgrade_reject(c, status);
         return true;
     }
-    /* Missing: no subprotocol is chosen; a browser that asked for one (Sec-WebSocket-Protocol) fails the connection after the 101. */
-    /* Missing: Origin is not checked; any web page can open connections in its visitor's name. */
+    opts = ws_route_opts_for(ws, &req.route);
+    c->route = opts->index;
+    /* Missing: only the first Sec-WebSocket-Protocol line is read; a subprotocol offered on a second line is not seen. */
+    status = ws_admit_request(c, opts, hs->origin, hs->origin_len,
+                              hs->protocols, hs->protocols_len, &subprotocol,
+                              &retry_after_s);
+    if (status != 0) {
+        ws_upgrade_refuse(c, status, retry_after_s);
+        return true;
+    }
+    if (subprotocol != NULL) {
+        req.subprotocol.data = subprotocol;
+        req.subprotocol.len = strlen(subprotocol);
+    }
     /* Before attaching, so a failure here needs no detach. */
     resp_len = ws_handshake_accept(resp, sizeof(resp), hs->key, hs->key_len,
-                                   NULL, NULL);
+                                   subprotocol, NULL);
     if (resp_len == 0) {
         WS_LOG(ws, TORPOR_LOG_ERR, NULL,
                "could not compute the accept key for \"%s\"", peer);
@@ -311,7 +335,14 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
     host->io_close(c->io);
     c->io = NULL;
     c->flags &= (uint8_t) ~(WS_F_WATCH_READ | WS_F_WATCH_WRITE);
-    c->loop = loop;
+    /* Last: it publishes c to loop's sweep, which skips it until io is set. */
+    if (ws_registry_move(c, loop) != TORPOR_OK) {
+        WS_LOG(ws, TORPOR_LOG_ERR, conn,
+               "could not move connection to its loop: %s",
+               host->strerror(TORPOR_ENOMEM));
+        c->flags |= WS_F_FAILED;
+        return true;
+    }
     err = host->io_open(loop, c->fd, TORPOR_IO_WRITE, ws_conn_on_io, c, &io);
     if (err != TORPOR_OK) {
         /* Missing: this report reaches the core from the main loop, not the object's, when moving the io fails. */
