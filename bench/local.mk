@@ -68,3 +68,15 @@ bench-deflate-memory: core/torpord plugins/websocket.la plugins/relay.la
 	$(PYTHON3) '$(abs_top_srcdir)/bench/deflate_memory.py'
 
 .PHONY: bench-deflate-memory
+# Keepalive sweep: torpord with thousands of idle connections, keepalive
+# off and on, and its CPU time.  Run only by `make bench-keepalive`; it
+# takes about two minutes and needs 20,000 descriptors.
+EXTRA_DIST += bench/keepalive_sweep.py
+
+bench-keepalive: core/torpord plugins/websocket.la plugins/echo.la
+	TORPORD='$(abs_top_builddir)/core/torpord' \
+	TORPOR_PLUGIN_PATH='$(abs_top_builddir)/plugins/.libs' \
+	$(PYTHON3) '$(abs_top_srcdir)/bench/keepalive_sweep.py' \
+		--conns 19000 --seconds 30
+
+.PHONY: bench-keepalive

@@ -49,13 +49,22 @@ host_conn_attach(torpor_plugin_ctx *self, const torpor_attach_req *req,
                  int *http_status)
 {
     struct tpr_runtime *rt = self->rt;
+    torpor_attach_req full;
 
     *conn = NULL;
     *loop = NULL;
-    if (req == NULL || req->size < sizeof(torpor_attach_req)) {
+    if (req == NULL || req->size < TORPOR_ATTACH_REQ_MIN_SIZE) {
         *http_status = 500;
         return TORPOR_EINVAL;
     }
+    /*
+     * Classes get a request of this core's size: what an older transport
+     * did not send reads as empty, and a newer one's extra is cut.
+     */
+    memset(&full, 0, sizeof(full));
+    memcpy(&full, req, req->size < sizeof(full) ? req->size : sizeof(full));
+    full.size = sizeof(full);
+    req = &full;
     if (self->desc.kind != TORPOR_KIND_TRANSPORT) {
         *http_status = 500;
         return TORPOR_ESTATE;

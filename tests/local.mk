@@ -71,10 +71,24 @@ tests_check_ws_deflate_CFLAGS = $(TEST_CFLAGS) $(OPENSSL_CFLAGS) \
 	-I$(top_srcdir)/plugins/websocket
 tests_check_ws_deflate_LDADD = $(TEST_LIBS) $(OPENSSL_LIBS)
 
+# The per-route options compile with the config file they consult.
+check_PROGRAMS += tests/check_ws_route
+tests_check_ws_route_SOURCES = tests/check_ws_route.c \
+	plugins/websocket/ws_route.c plugins/websocket/ws_config.c \
+	plugins/websocket/ws_deflate_config.c
+tests_check_ws_route_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/plugins/websocket
+tests_check_ws_route_LDADD = $(TEST_LIBS)
+# The per-address table is included by its test, which looks inside it.
+check_PROGRAMS += tests/check_ws_peer
+tests_check_ws_peer_SOURCES = tests/check_ws_peer.c
+tests_check_ws_peer_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/plugins/websocket
+tests_check_ws_peer_LDADD = $(TEST_LIBS)
+
 TESTS += tests/check_config tests/check_loader tests/check_schema \
 	tests/check_object_id tests/check_loop \
 	tests/check_ws_frame \
-	tests/check_ws_utf8 tests/check_ws_handshake tests/check_ws_deflate
+	tests/check_ws_utf8 tests/check_ws_handshake tests/check_ws_deflate \
+	tests/check_ws_route tests/check_ws_peer
 
 
 # A driver of storage backends for the crash and migration tests.

@@ -57,7 +57,20 @@ typedef struct torpor_attach_req {
     torpor_bytes name;    /* the object's name, already percent-decoded */
     torpor_bytes query;   /* the raw query string, without '?'; may be empty */
     const char *peer;     /* the client's address for logs: "127.0.0.1:5050" */
+    /*
+     * The subprotocol the transport agreed with the client (WebSocket's
+     * Sec-WebSocket-Protocol), or empty for none.  A class reads it in
+     * accept, the one hook that sees the request, and keeps it as a tag or
+     * in the attachment if later events need it.  The core hands a class
+     * a request of its own size, so a transport built before this member
+     * gives an empty one.
+     */
+    torpor_bytes subprotocol;
 } torpor_attach_req;
+
+/* The first size of torpor_attach_req: a transport sends at least this. */
+#define TORPOR_ATTACH_REQ_MIN_SIZE                                         \
+    (offsetof(torpor_attach_req, peer) + sizeof(const char *))
 
 struct torpor_host {
     uint32_t size;          /* sizeof(struct torpor_host) in the core */

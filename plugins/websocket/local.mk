@@ -8,6 +8,11 @@ plugins_websocket_la_SOURCES = \
 	plugins/websocket/ws_upgrade.c \
 	plugins/websocket/ws_read.c \
 	plugins/websocket/ws_write.c \
+	plugins/websocket/ws_route.c \
+	plugins/websocket/ws_registry.c \
+	plugins/websocket/ws_keepalive.c \
+	plugins/websocket/ws_peer.c \
+	plugins/websocket/ws_admit.c \
 	plugins/websocket/ws_frame.c \
 	plugins/websocket/ws_frame.h \
 	plugins/websocket/ws_utf8.c \

@@ -4,8 +4,10 @@
  * Threads: listeners, the accept pause timer and connections in their
  * handshake live on the host's main loop.  Once the core attaches a
  * connection it moves to its object's loop and from then on only that
- * loop touches it; the registry of connections is the one structure that
- * several loops share, under ws_state.lock.
+ * loop touches it; the registry of connections (a list per loop) and the
+ * per-address counts are the structures that several loops share, under
+ * ws_state.lock, and the counters are atomic.  Per-route options are
+ * fixed once the plugin has started, and read from any loop.
  *
  * Memory: an idle open connection is one struct ws_conn and nothing else.
  * Everything that exists only while work is in progress (the handshake
@@ -61,22 +63,108 @@
 /* Close reason bytes that fit a control frame after the 2-byte code. */
 #define WS_CLOSE_REASON_MAX (WS_CONTROL_PAYLOAD_MAX - 2)
 
+/*
+ * Routes that may have options of their own; ws_conn.route holds the
+ * index in 8 bits, 0 being the defaults.
+ */
+#define WS_ROUTES_MAX 255
+
+/*
+ * The unit of ws_conn.seen_tick.  24 bits of it wrap after 19 days; the
+ * keepalive compares stamps modulo 2^24 and never waits that long.
+ */
+#define WS_TICK_MS 100
+#define WS_TICK_BITS 24
+
 struct ws_addr {
     struct sockaddr_storage ss;
     socklen_t len;
 };
 
-/* The [transport.websocket] section; see ws_config.c for each key. */
+/*
+ * The keys of [transport.websocket] that apply to the whole transport; see
+ * ws_config.c for each.  Keys that may differ by route are in struct
+ * ws_route_opts.
+ */
 struct ws_config {
     struct ws_addr listen[WS_LISTEN_MAX];
     size_t n_listen;
-    size_t max_message_bytes;
     size_t max_handshake_bytes;
     uint64_t handshake_timeout_ms;
     uint64_t close_timeout_ms;
+    uint32_t max_connections_per_address; /* 0: no limit */
+    uint32_t max_upgrades_per_second_per_address; /* 0: no limit */
+};
+
+/* A list of words from the config, each a NUL-terminated copy. */
+struct ws_names {
+    char **items;
+    uint32_t n;
+    bool any; /* "*": every value matches, items is empty */
+};
+
+/*
+ * The options of one route, or the defaults every route starts from; see
+ * ws_route.c for each key.  Complete once the plugin has started: a route
+ * holds its own value or a copy of the default for every member, so code
+ * that reads one never falls back by itself.
+ *
+ * A new per-route setting is a member here and a row in ws_route_keys
+ * (ws_route.c), which gives its key, kind and range; parsing, inheriting
+ * from the defaults and freeing follow from the row.
+ */
+struct ws_route_opts {
+    char *name;    /* the route, e.g. "chat"; NULL for the defaults */
+    uint8_t index; /* place in ws_state.routes, kept in ws_conn.route */
+    uint64_t set;  /* bit i: row i of ws_route_keys was given for it */
+
+    size_t max_message_bytes;
     size_t max_output_bytes;
+    uint64_t ping_interval_ms; /* 0: no keepalive */
+    uint64_t pong_timeout_ms;
+    struct ws_names subprotocols; /* in the server's order of preference */
+    bool subprotocol_required;
+    struct ws_names allowed_origins; /* lowercase; any by default */
+    bool origin_required;
     struct ws_deflate_config deflate; /* the compression_* keys */
 };
+
+/*
+ * What the plugin counts over its life, with __atomic builtins from any
+ * loop, and logs in one line when it is destroyed.
+ */
+struct ws_counters {
+    uint64_t keepalive_drops;     /* no answer to a ping in time */
+    uint64_t slow_consumers;      /* closed over max_output_bytes */
+    uint64_t handshake_timeouts;  /* no complete request in time */
+    uint64_t refused_connections; /* over max_connections_per_address */
+    uint64_t refused_rate;        /* over the upgrade rate of an address */
+    uint64_t refused_origin;      /* Origin not allowed or missing */
+    uint64_t refused_subprotocol; /* no subprotocol in common */
+};
+
+#define WS_COUNT(ws, counter)                                                  \
+    ((void)__atomic_add_fetch(&(ws)->counters.counter, 1, __ATOMIC_RELAXED))
+
+struct ws_conn;
+
+/*
+ * The connections that live on one loop, and that loop's keepalive sweep.
+ * conns, n and cap are under ws_state.lock; cursor and sweep belong to the
+ * loop itself.  A record is made the first time a connection moves to its
+ * loop and lives until the plugin is destroyed.
+ */
+struct ws_loop_conns {
+    struct ws_state *ws;
+    torpor_loop *loop;
+    struct ws_conn **conns;
+    uint32_t n;
+    uint32_t cap;
+    uint32_t cursor;     /* where the sweep goes on */
+    torpor_timer *sweep; /* opened on loop by its first connection */
+};
+
+struct ws_peer_table;
 
 struct ws_state;
 
@@ -99,14 +187,30 @@ struct ws_state {
     bool stopping;
 
     /*
-     * Every connection, so that stop and destroy find them.  Each
-     * connection knows its slot, which makes removal a swap with the last
-     * entry; slot is read and written only under lock.
+     * Every connection, listed by the loop it lives on, so that stop and
+     * destroy find them and each loop's sweep walks only its own.  Each
+     * connection knows its slot in its loop's list, which makes removal a
+     * swap with the last entry; slot, the lists and loops are read and
+     * written only under lock.  loops[0] is the main loop.
      */
     pthread_mutex_t lock;
-    struct ws_conn **conns;
-    uint32_t n_conns;
-    uint32_t cap_conns;
+    struct ws_loop_conns **loops;
+    uint32_t n_loops;
+
+    /* Options by route; routes[0] are the defaults.  Fixed after start. */
+    struct ws_route_opts *routes[WS_ROUTES_MAX + 1];
+    uint32_t n_routes;
+
+    /* Per-address counts, under lock; NULL when no limit is set. */
+    struct ws_peer_table *peers;
+
+    /* Keepalive: ticks count from epoch_ms; sweep_ms is the pass period. */
+    uint64_t epoch_ms;
+    uint64_t sweep_ms; /* 0: no route pings */
+    bool sweep_off;    /* __atomic; set at stop */
+
+    bool started;
+    struct ws_counters counters;
 
     /* Each thread's shared zlib streams; see ws_deflate.c. */
     struct ws_deflate_threads *zthreads;
@@ -152,7 +256,8 @@ enum {
     WS_F_FAILED = 1,      /* the socket failed: drop it with 1006 */
     WS_F_WATCH_READ = 2,  /* the io currently watches reads */
     WS_F_WATCH_WRITE = 4, /* the io currently watches writes */
-    WS_F_DISCARD = 8      /* framing is lost: drop every input byte */
+    WS_F_DISCARD = 8,     /* framing is lost: drop every input byte */
+    WS_F_PINGED = 16      /* a keepalive ping is out; seen_tick is its time */
 };
 
 /*
@@ -218,12 +323,20 @@ struct ws_conn {
                                after conn_closed */
     struct ws_busy *busy; /* NULL while idle */
     int fd;
-    uint32_t slot;       /* index in ws_state.conns, under its lock */
+    uint32_t slot;       /* index in its loop's list, under ws->lock */
     uint16_t close_code; /* what our close frame said */
     uint8_t state;       /* enum ws_conn_state */
     uint8_t flags;       /* WS_F_* */
     uint8_t deflate;     /* WS_DEFLATE_*: what the handshake agreed */
     uint8_t deflate_bits; /* server window bits - 8 << 4 | client's - 8 */
+    /*
+     * The last input, or the keepalive ping, in WS_TICK_MS since
+     * ws->epoch_ms; and the route's index in ws->routes.  Both fit the
+     * padding the members above leave, so keepalive and per-route options
+     * cost no memory per connection.  Only c's loop touches them.
+     */
+    uint32_t seen_tick : WS_TICK_BITS;
+    uint32_t route : 32 - WS_TICK_BITS;
 };
 
 /*
@@ -234,6 +347,32 @@ struct ws_conn {
     ((ws)->host->log((ws)->self, (level), NULL, (conn), __VA_ARGS__))
 
 #define WS_DEBUG_ON(ws) ((ws)->host->log_enabled((ws)->self, TORPOR_LOG_DEBUG))
+
+/* ws_conn_opts: the options of the route c was attached by. */
+static inline const struct ws_route_opts *
+ws_conn_opts(const struct ws_conn *c)
+{
+    return c->ws->routes[c->route];
+}
+
+/* ws_tick_now: the current time in ticks of ws_conn.seen_tick. */
+static inline uint32_t
+ws_tick_now(const struct ws_state *ws)
+{
+    return (uint32_t)((ws->host->now_ms() - ws->epoch_ms) / WS_TICK_MS)
+           & ((UINT32_C(1) << WS_TICK_BITS) - 1);
+}
+
+/*
+ * ws_keepalive_heard notes input from c's peer: a live peer needs no ping
+ * for another ping_interval_ms, and a ping it was sent is answered.
+ */
+static inline void
+ws_keepalive_heard(struct ws_conn *c)
+{
+    c->seen_tick = ws_tick_now(c->ws);
+    c->flags &= (uint8_t)~WS_F_PINGED;
+}
 
 /* ---- ws_plugin.c ---- */
 
@@ -261,6 +400,180 @@ void ws_config_defaults(struct ws_config *cfg);
  */
 torpor_err ws_config_set(struct ws_config *cfg, const char *key,
                          const char *value, char *why, size_t why_size);
+
+/*
+ * ws_config_known tells whether key is one of struct ws_config's, whatever
+ * its value.
+ */
+bool ws_config_known(const char *key);
+
+/* ---- ws_route.c ---- */
+
+/* ws_route_init makes the defaults, routes[0].  Main thread, at create. */
+torpor_err ws_route_init(struct ws_state *ws);
+
+/*
+ * ws_route_set applies a per-route key: KEY sets the default of every
+ * route, route.NAME.KEY route NAME's own.  Returns TORPOR_ENOKEY for a key
+ * that is not per-route (and not route.NAME.KEY of a transport-wide key),
+ * TORPOR_EINVAL with a reason in why for a bad value, a bad route name or
+ * a transport-wide key set per route, TORPOR_ELIMIT past WS_ROUTES_MAX
+ * routes.  Main thread, before start.
+ */
+torpor_err ws_route_set(struct ws_state *ws, const char *key,
+                        const char *value, char *why, size_t why_size);
+
+/*
+ * ws_route_finish completes every route with the defaults it did not
+ * override and checks what only the whole section can tell.  Returns
+ * TORPOR_EINVAL, after logging the route and the reason, for a route that
+ * requires a subprotocol and lists none; TORPOR_ENOMEM.  Main thread, at
+ * start.
+ */
+torpor_err ws_route_finish(struct ws_state *ws);
+
+/*
+ * ws_route_opts_for returns the options of the route named route, or the
+ * defaults for a route that has none of its own.  Never NULL.  Any
+ * thread once started: the table no longer changes.
+ */
+const struct ws_route_opts *ws_route_opts_for(const struct ws_state *ws,
+                                              const torpor_bytes *route);
+
+/*
+ * ws_route_pick_subprotocol chooses from the client's Sec-WebSocket-Protocol
+ * list offered[0..len) the first of the route's subprotocols that the
+ * client offered: the server's order decides.  NULL when none matches or
+ * the route lists none.
+ */
+const char *ws_route_pick_subprotocol(const struct ws_route_opts *opts,
+                                      const char *offered, size_t len);
+
+/*
+ * ws_route_origin_allowed tells whether an Origin header value may use the
+ * route: "*" allows all, otherwise it must equal an allowed origin,
+ * ignoring case.  The absence of Origin is the caller's to judge.
+ */
+bool ws_route_origin_allowed(const struct ws_route_opts *opts,
+                             const char *origin, size_t len);
+
+/* ws_route_free_all frees every route's options. */
+void ws_route_free_all(struct ws_state *ws);
+
+/* ---- ws_registry.c ---- */
+
+/*
+ * ws_registry_init makes the main loop's list, loops[0].  Main thread, at
+ * create.
+ */
+torpor_err ws_registry_init(struct ws_state *ws);
+
+/*
+ * ws_registry_add lists a new connection on its loop, c->loop.  Returns
+ * TORPOR_ENOMEM when the list cannot grow.  Any loop; takes lock.
+ */
+torpor_err ws_registry_add(struct ws_state *ws, struct ws_conn *c);
+
+/*
+ * ws_registry_move moves c, attached on the main loop, to the list of
+ * loop and sets c->loop, before its io opens there.  Returns TORPOR_ENOMEM
+ * with c left where it was.  Main loop; takes lock.
+ */
+torpor_err ws_registry_move(struct ws_conn *c, torpor_loop *loop);
+
+/*
+ * ws_registry_remove_locked takes c out of its loop's list and gives back
+ * its place in the per-address counts.  Caller holds lock.
+ */
+void ws_registry_remove_locked(struct ws_state *ws, struct ws_conn *c);
+
+/*
+ * ws_registry_find_locked returns the list of loop, or NULL if no
+ * connection ever lived there.  Caller holds lock.
+ */
+struct ws_loop_conns *ws_registry_find_locked(struct ws_state *ws,
+                                              const torpor_loop *loop);
+
+/*
+ * ws_registry_free closes every list's sweep timer and frees the lists,
+ * which must be empty.  Only once no loop runs.
+ */
+void ws_registry_free(struct ws_state *ws);
+
+/* ---- ws_keepalive.c ---- */
+
+/*
+ * ws_keepalive_start works out the sweep period from the routes' settings
+ * and starts the main loop's sweep if any route pings.  Main thread, at
+ * start, after ws_route_finish.
+ */
+torpor_err ws_keepalive_start(struct ws_state *ws);
+
+/*
+ * ws_keepalive_arrive stamps c as just heard from and starts its loop's
+ * sweep if that loop has none yet.  On c's loop, once c is open there.
+ */
+void ws_keepalive_arrive(struct ws_conn *c);
+
+/*
+ * ws_keepalive_stop stops every sweep at its next run.  Main thread, at
+ * stop.
+ */
+void ws_keepalive_stop(struct ws_state *ws);
+
+/* ---- ws_peer.c ---- */
+
+/*
+ * ws_peer_start makes the per-address table when a per-address limit is
+ * set.  Returns TORPOR_ENOMEM or TORPOR_EIO (no random seed).  Main
+ * thread, at start.
+ */
+torpor_err ws_peer_start(struct ws_state *ws);
+
+/* ws_peer_stop stops the table's timer.  Main thread, at stop. */
+void ws_peer_stop(struct ws_state *ws);
+
+/* ws_peer_free frees the table.  Only once no loop runs. */
+void ws_peer_free(struct ws_state *ws);
+
+/*
+ * ws_peer_admit counts the socket fd just accepted from sa against its
+ * address's max_connections_per_address.  Returns false, counting the
+ * refusal, if the address has no room (or memory ran out); the caller then
+ * closes fd unread.  Main loop; takes lock.
+ */
+bool ws_peer_admit(struct ws_state *ws, int fd, const struct sockaddr *sa);
+
+/*
+ * ws_peer_forget_locked gives back what ws_peer_admit counted for fd; a no
+ * op for a socket it did not count.  Any loop; caller holds lock.
+ */
+void ws_peer_forget_locked(struct ws_state *ws, int fd);
+
+/* ws_peer_forget is ws_peer_forget_locked taking the lock itself. */
+void ws_peer_forget(struct ws_state *ws, int fd);
+
+/*
+ * ws_peer_upgrade charges one upgrade to the address of fd's peer.
+ * Returns 0 if it is within max_upgrades_per_second_per_address, else the
+ * whole seconds until the next one would be (at least 1).  Main loop;
+ * takes lock.
+ */
+uint32_t ws_peer_upgrade(struct ws_state *ws, int fd);
+
+/* ---- ws_admit.c ---- */
+
+/*
+ * ws_admit_request applies the route's policy to a complete upgrade
+ * request of c: the upgrade rate of its address, then Origin, then the
+ * subprotocol.  Returns 0 with *subprotocol set to the one chosen (NULL for
+ * none), or the HTTP status to refuse with: 429 with *retry_after_s, 403,
+ * or 400.  Counts and logs each refusal.  Main loop.
+ */
+int ws_admit_request(struct ws_conn *c, const struct ws_route_opts *opts,
+                     const char *origin, size_t origin_len,
+                     const char *offered, size_t offered_len,
+                     const char **subprotocol, uint32_t *retry_after_s);
 
 /* ---- ws_listen.c ---- */
 

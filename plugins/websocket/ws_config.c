@@ -1,6 +1,8 @@
 /*
- * The [transport.websocket] section of the configuration.  Keys arrive one
- * by one through the configure hook, on the main thread, before start.
+ * The [transport.websocket] section of the configuration: the keys that
+ * apply to the whole transport.  Keys that may differ by route are in
+ * ws_route.c.  Keys arrive one by one through the configure hook, on the
+ * main thread, before start.
  *
  * listen = 127.0.0.1:8080
  *     Comma-separated addresses to accept clients on, each HOST:PORT with
@@ -9,29 +11,34 @@
  *     listener accepts IPv6 only, so [::]:8080 and 0.0.0.0:8080 can both be
  *     listed.  At most 16 addresses.
  *
- * max_message_bytes = 1048576
- *     Largest message a client may send, counted across its fragments.  A
- *     larger one is refused with close code 1009 as soon as its running
- *     size goes over, before it is buffered.
- *
  * max_handshake_bytes = 8192
  *     Largest HTTP upgrade request; a longer one is answered with 431.
  *
  * handshake_timeout_ms = 10000
  *     Time from TCP accept to a complete upgrade request; a peer slower
- *     than that is disconnected.
+ *     than that is disconnected, however it trickles its bytes, because
+ *     the deadline is set once at accept and never moved by a read.
  *
  * close_timeout_ms = 5000
  *     Time the server waits for the peer's close frame after sending its
  *     own, and for the last output to drain after the close handshake.  On
  *     expiry the TCP connection is closed and reported as 1006.
  *
- * max_output_bytes = 16777216
- *     Unsent output a connection may queue.  A client that reads slower
- *     than it is sent to and goes over is closed with 1008 and a warning,
- *     so that one slow consumer cannot exhaust the server's memory.
+ * max_connections_per_address = 0
+ *     Connections one client address may hold at once, in their handshake
+ *     or open; 0 for no limit.  IPv4 counts per address, IPv6 per /64,
+ *     because a single host is handed a whole /64 and can pick any address
+ *     in it.  A connection over the limit is closed as soon as it is
+ *     accepted, before anything is read or allocated for it: under a flood
+ *     the refusal must cost less than the attack.  Off by default because
+ *     behind a proxy or a large NAT every client shares one address.
  *
- * The compression_* keys (permessage-deflate) are in ws_deflate_config.c.
+ * max_upgrades_per_second_per_address = 0
+ *     Upgrade requests one address may make per second, as a token bucket
+ *     that holds one second's worth (so a burst of that many passes); 0
+ *     for no limit.  A request over it is answered 429 with Retry-After,
+ *     the seconds until the bucket holds a token again.  Off by default
+ *     for the same reason.
  */
 #include "ws.h"
 
@@ -236,12 +243,9 @@ ws_config_defaults(struct ws_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     /* The default is a literal that parses; a failure would be our bug. */
     (void)ws_config_listen(cfg, WS_DEFAULT_LISTEN, NULL, 0);
-    cfg->max_message_bytes = 1048576;
     cfg->max_handshake_bytes = 8192;
     cfg->handshake_timeout_ms = 10000;
     cfg->close_timeout_ms = 5000;
-    cfg->max_output_bytes = 16777216;
-    ws_deflate_config_defaults(&cfg->deflate);
 }
 
 torpor_err
@@ -253,13 +257,6 @@ ws_config_set(struct ws_config *cfg, const char *key, const char *value,
 
     if (strcmp(key, "listen") == 0) {
         return ws_config_listen(cfg, value, why, why_size);
-    }
-    if (strcmp(key, "max_message_bytes") == 0) {
-        err = ws_config_uint(value, 1, UINT64_C(1) << 30, &v, why, why_size);
-        if (err == TORPOR_OK) {
-            cfg->max_message_bytes = (size_t)v;
-        }
-        return err;
     }
     if (strcmp(key, "max_handshake_bytes") == 0) {
         err = ws_config_uint(value, 256, UINT64_C(1) << 20, &v, why, why_size);
@@ -276,12 +273,29 @@ ws_config_set(struct ws_config *cfg, const char *key, const char *value,
         return ws_config_uint(value, 1, 3600000, &cfg->close_timeout_ms, why,
                               why_size);
     }
-    if (strcmp(key, "max_output_bytes") == 0) {
-        err = ws_config_uint(value, 1, UINT64_C(1) << 40, &v, why, why_size);
+    if (strcmp(key, "max_connections_per_address") == 0) {
+        err = ws_config_uint(value, 0, 1000000, &v, why, why_size);
         if (err == TORPOR_OK) {
-            cfg->max_output_bytes = (size_t)v;
+            cfg->max_connections_per_address = (uint32_t)v;
         }
         return err;
     }
-    return ws_deflate_config_set(&cfg->deflate, key, value, why, why_size);
+    if (strcmp(key, "max_upgrades_per_second_per_address") == 0) {
+        err = ws_config_uint(value, 0, 100000, &v, why, why_size);
+        if (err == TORPOR_OK) {
+            cfg->max_upgrades_per_second_per_address = (uint32_t)v;
+        }
+        return err;
+    }
+    return TORPOR_ENOKEY;
+}
+
+bool
+ws_config_known(const char *key)
+{
+    struct ws_config scratch;
+
+    /* ws_config_set tells an unknown key before it looks at the value. */
+    ws_config_defaults(&scratch);
+    return ws_config_set(&scratch, key, "", NULL, 0) != TORPOR_ENOKEY;
 }

@@ -21,53 +21,12 @@
 
 static void ws_conn_on_timer(torpor_timer *timer, void *arg);
 
-/* ---- the registry of every connection ---- */
-
-static torpor_err
-ws_registry_add(struct ws_state *ws, struct ws_conn *c)
-{
-    torpor_err err = TORPOR_OK;
-
-    pthread_mutex_lock(&ws->lock);
-    if (ws->n_conns == ws->cap_conns) {
-        uint32_t cap = ws->cap_conns == 0 ? 64 : ws->cap_conns * 2;
-        struct ws_conn **p = NULL;
-
-        if (cap > ws->cap_conns) {
-            p = realloc(ws->conns, (size_t)cap * sizeof(*p));
-        }
-        if (p == NULL) {
-            err = TORPOR_ENOMEM;
-            goto out;
-        }
-        ws->conns = p;
-        ws->cap_conns = cap;
-    }
-    c->slot = ws->n_conns;
-    ws->conns[ws->n_conns++] = c;
-out:
-    pthread_mutex_unlock(&ws->lock);
-    return err;
-}
-
-static void
-ws_registry_remove_locked(struct ws_state *ws, struct ws_conn *c)
-{
-    struct ws_conn *last = ws->conns[--ws->n_conns];
-
-    ws->conns[c->slot] = last;
-    last->slot = c->slot;
-    /* Give memory back after a peak, keeping room to grow again. */
-    if (ws->cap_conns > 256 && ws->n_conns < ws->cap_conns / 4) {
-        struct ws_conn **p =
-            realloc(ws->conns, (size_t)(ws->cap_conns / 2) * sizeof(*p));
-
-        if (p != NULL) {
-            ws->conns = p;
-            ws->cap_conns /= 2;
-        }
-    }
-}
+/*
+ * An idle connection is this record and nothing else; what it holds is
+ * counted in ws.h.  Growing it costs every idle connection.
+ */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct ws_conn) <= 64,
+               "struct ws_conn outgrew 64 bytes");
 
 /* ---- records ---- */
 
@@ -318,6 +277,7 @@ ws_conn_on_timer(torpor_timer *timer, void *arg)
     }
     switch (c->state) {
     case WS_ST_HANDSHAKE:
+        WS_COUNT(ws, handshake_timeouts);
         if (ws_warn_allowed(ws)) {
             ws_conn_peer(c, peer);
             WS_LOG(
@@ -495,20 +455,19 @@ ws_conn_op_close(void *tconn, uint16_t code, const char *reason,
 void
 ws_conn_stop_handshakes(struct ws_state *ws)
 {
-    torpor_loop *loop_main = ws->host->loop_main(ws->self);
+    struct ws_loop_conns *l;
 
     pthread_mutex_lock(&ws->lock);
+    /*
+     * Only records on the main loop may be read from this thread, and
+     * every handshake is one of them.
+     */
+    l = ws_registry_find_locked(ws, ws->host->loop_main(ws->self));
     /* Downwards, so the swap of a removal brings in a visited entry. */
-    for (uint32_t i = ws->n_conns; i > 0; i--) {
-        struct ws_conn *c = ws->conns[i - 1];
+    for (uint32_t i = l != NULL ? l->n : 0; i > 0; i--) {
+        struct ws_conn *c = l->conns[i - 1];
 
-        /*
-         * Only records on the main loop may be read from this thread, and
-         * every handshake is one of them; loop itself is only ever written
-         * on the main loop.
-         */
-        if (c->loop != loop_main
-            || (c->state != WS_ST_HANDSHAKE && c->state != WS_ST_REFUSED)) {
+        if (c->state != WS_ST_HANDSHAKE && c->state != WS_ST_REFUSED) {
             continue;
         }
         ws_registry_remove_locked(ws, c);
@@ -521,11 +480,15 @@ void
 ws_conn_destroy_all(struct ws_state *ws)
 {
     pthread_mutex_lock(&ws->lock);
-    while (ws->n_conns > 0) {
-        struct ws_conn *c = ws->conns[ws->n_conns - 1];
+    for (uint32_t i = 0; i < ws->n_loops; i++) {
+        struct ws_loop_conns *l = ws->loops[i];
 
-        ws_registry_remove_locked(ws, c);
-        ws_conn_release(c);
+        while (l->n > 0) {
+            struct ws_conn *c = l->conns[l->n - 1];
+
+            ws_registry_remove_locked(ws, c);
+            ws_conn_release(c);
+        }
     }
     pthread_mutex_unlock(&ws->lock);
 }

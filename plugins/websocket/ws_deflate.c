@@ -19,10 +19,9 @@ struct ws_deflate_threads {
 };
 
 const struct ws_deflate_config *
-ws_deflate_config_for(const struct ws_state *ws, const torpor_bytes *route)
+ws_deflate_config_for(const struct ws_conn *c)
 {
-    (void)route;
-    return &ws->cfg.deflate;
+    return &ws_conn_opts(c)->deflate;
 }
 
 torpor_err

@@ -78,6 +78,14 @@ void ws_deflate_config_defaults(struct ws_deflate_config *cfg);
 torpor_err ws_deflate_config_set(struct ws_deflate_config *cfg, const char *key,
                                  const char *value, char *why, size_t why_size);
 
+/*
+ * ws_deflate_config_copy_key copies the member that key sets from src to
+ * dst; nothing for a key that is not a compression key.
+ */
+void ws_deflate_config_copy_key(struct ws_deflate_config *dst,
+                                const struct ws_deflate_config *src,
+                                const char *key);
+
 /* ---- ws_deflate_negotiate.c ---- */
 
 /* One Sec-WebSocket-Extensions header line's value. */
@@ -122,12 +130,10 @@ struct ws_conn;
 struct ws_busy;
 
 /*
- * ws_deflate_config_for gives the compression settings for a connection
- * that came by route (the "ROUTE" of /ROUTE/NAME; NULL where the route is
- * not known, after the handshake).  Every lookup goes through here.
+ * ws_deflate_config_for gives the compression settings of the route c
+ * came by; c->route must be set.  Every lookup goes through here.
  */
-const struct ws_deflate_config *
-ws_deflate_config_for(const struct ws_state *ws, const torpor_bytes *route);
+const struct ws_deflate_config *ws_deflate_config_for(const struct ws_conn *c);
 
 /*
  * ws_deflate_start makes the registry of per-thread zlib streams of ws.

@@ -1,6 +1,7 @@
 /*
  * The compression keys of [transport.websocket] (permessage-deflate, RFC
- * 7692).  Keys arrive one by one on the main thread, before start.
+ * 7692).  Each may differ by route (route.NAME.compression, see
+ * ws_route.c).  Keys arrive one by one on the main thread, before start.
  *
  * compression = on
  *     on: take permessage-deflate with clients that offer it (every
@@ -139,4 +140,22 @@ ws_deflate_config_set(struct ws_deflate_config *cfg, const char *key,
         return err;
     }
     return TORPOR_ENOKEY;
+}
+
+void
+ws_deflate_config_copy_key(struct ws_deflate_config *dst,
+                           const struct ws_deflate_config *src,
+                           const char *key)
+{
+    if (strcmp(key, "compression") == 0) {
+        dst->enabled = src->enabled;
+    } else if (strcmp(key, "compression_context_takeover") == 0) {
+        dst->context_takeover = src->context_takeover;
+    } else if (strcmp(key, "compression_threshold") == 0) {
+        dst->threshold_bytes = src->threshold_bytes;
+    } else if (strcmp(key, "compression_level") == 0) {
+        dst->level = src->level;
+    } else if (strcmp(key, "compression_max_window_bits") == 0) {
+        dst->max_window_bits = src->max_window_bits;
+    }
 }

@@ -128,6 +128,7 @@ ws_deflater_shared(struct ws_zthread *z, uint8_t bits, int level)
  * NULL if it cannot be made; then the plain frame goes out.  The list only
  * grows, by compare-and-swap, so a reader never sees a half-made entry.
  */
+/* Missing: variants are keyed by window size only, so when routes with different compression_level share a room, the first member's level serves all. */
 static torpor_frame *
 ws_deflate_variant(struct ws_conn *c, torpor_frame *plain, uint8_t bits,
                    const struct ws_deflate_config *cfg)
@@ -207,8 +208,7 @@ ws_deflate_wire(struct ws_conn *c, torpor_frame *frame)
         ws_frame_ref(frame);
         return frame;
     }
-    /* Missing: the connection keeps no route, so a route's own compression_threshold and compression_level would not apply after the handshake. */
-    cfg = ws_deflate_config_for(c->ws, NULL);
+    cfg = ws_deflate_config_for(c);
     if (frame->len - frame->header_len < cfg->threshold_bytes) {
         ws_frame_ref(frame);
         return frame;

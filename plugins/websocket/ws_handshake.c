@@ -600,12 +600,27 @@ ws_hs_reason(int http_status)
 size_t
 ws_handshake_reject(char *out, size_t out_size, int http_status)
 {
-    return ws_handshake_reject_why(out, out_size, http_status, NULL);
+    return ws_handshake_reject_full(out, out_size, http_status, NULL, 0);
 }
 
 size_t
 ws_handshake_reject_why(char *out, size_t out_size, int http_status,
                         const char *why)
+{
+    return ws_handshake_reject_full(out, out_size, http_status, why, 0);
+}
+
+size_t
+ws_handshake_reject_retry(char *out, size_t out_size, int http_status,
+                          unsigned retry_after_s)
+{
+    return ws_handshake_reject_full(out, out_size, http_status, NULL,
+                                    retry_after_s);
+}
+
+size_t
+ws_handshake_reject_full(char *out, size_t out_size, int http_status,
+                         const char *why, unsigned retry_after_s)
 {
     struct ws_hs_out o = { out, out_size, 0, false };
     const char *reason = ws_hs_reason(http_status);
@@ -636,6 +651,12 @@ ws_handshake_reject_why(char *out, size_t out_size, int http_status,
     if (http_status == 405) {
         /* RFC 7231 6.5.5: a 405 lists the methods that would work. */
         ws_hs_puts(&o, "Allow: GET\r\n");
+    }
+    if (retry_after_s > 0) {
+        /* RFC 7231 7.1.3: delay-seconds, for a 429 or a 503. */
+        ws_hs_puts(&o, "Retry-After: ");
+        ws_hs_put_uint(&o, retry_after_s);
+        ws_hs_puts(&o, "\r\n");
     }
     ws_hs_puts(&o, "Content-Type: text/plain\r\nContent-Length: ");
     ws_hs_put_uint(&o, reason_len + (why != NULL ? 2 + why_len : 0) + 1);

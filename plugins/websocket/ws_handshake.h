@@ -132,4 +132,16 @@ size_t ws_handshake_reject(char *out, size_t out_size, int http_status);
 size_t ws_handshake_reject_why(char *out, size_t out_size, int http_status,
                                const char *why);
 
+/*
+ * ws_handshake_reject_retry is ws_handshake_reject with a Retry-After
+ * header of retry_after_s seconds when that is not 0, for a 429 or 503
+ * that the client may try again after.
+ */
+size_t ws_handshake_reject_retry(char *out, size_t out_size, int http_status,
+                                 unsigned retry_after_s);
+
+/* ws_handshake_reject_full: both of the above at once. */
+size_t ws_handshake_reject_full(char *out, size_t out_size, int http_status,
+                                const char *why, unsigned retry_after_s);
+
 #endif /* TORPOR_PLUGINS_WS_HANDSHAKE_H */

@@ -122,11 +122,15 @@ ws_listen_on_io(torpor_io *io, int lfd, unsigned events, void *arg)
 {
     struct ws_listener *l = arg;
     struct ws_state *ws = l->ws;
+    char name[WS_ADDR_STRLEN];
     char buf[128];
     int one = 1;
 
     for (int i = 0; i < WS_ACCEPT_BATCH; i++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss;
+        socklen_t ss_len = sizeof(ss);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &ss_len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd < 0) {
             switch (errno) {
@@ -156,10 +160,22 @@ ws_listen_on_io(torpor_io *io, int lfd, unsigned events, void *arg)
                 return;
             }
         }
-        /* Missing: no cap on connections in their handshake; a connect flood holds one record each for up to handshake_timeout_ms. */
+        /* Missing: no cap on connections in their handshake over all addresses; a connect flood from many addresses holds one record each for up to handshake_timeout_ms. */
+        /* Over its address's share: closed unread, before any allocation. */
+        if (!ws_peer_admit(ws, fd, (const struct sockaddr *)&ss)) {
+            if (ws_warn_allowed(ws)) {
+                ws_addr_format((const struct sockaddr *)&ss, name);
+                WS_LOG(ws, TORPOR_LOG_WARN, NULL,
+                       "could not accept \"%s\": its address has %u connections, the limit; closed",
+                       name, ws->cfg.max_connections_per_address);
+            }
+            close(fd);
+            continue;
+        }
         /* Small frames go out at once; the output queue does batching. */
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (ws_conn_accept(ws, fd) != TORPOR_OK) {
+            ws_peer_forget(ws, fd);
             close(fd);
         }
     }

@@ -264,14 +264,14 @@ ws_read_begin(struct ws_conn *c, const struct ws_frame_header *fh)
     /* payload_len is below 2^63 and msg_len below the limit: no wrap. */
     total = (open ? b->msg_len : 0) + fh->payload_len;
     deflated = open ? b->msg_deflated : (fh->rsv & WS_RSV1) != 0;
-    limit = deflated ? ws_read_deflated_max(ws->cfg.max_message_bytes)
-                     : ws->cfg.max_message_bytes;
+    limit = deflated ? ws_read_deflated_max(ws_conn_opts(c)->max_message_bytes)
+                     : ws_conn_opts(c)->max_message_bytes;
     if (total > limit) {
         if (ws_warn_allowed(ws)) {
             WS_LOG(ws, TORPOR_LOG_WARN, c->conn,
                    "could not accept message: %" PRIu64
                    " bytes or more, limit %zu",
-                   total, ws->cfg.max_message_bytes);
+                   total, ws_conn_opts(c)->max_message_bytes);
         }
         ws_read_violation(c, TORPOR_CLOSE_TOO_BIG, false, NULL);
     }
@@ -303,7 +303,7 @@ static void
 ws_read_inflate(struct ws_conn *c, uint8_t opcode, const uint8_t *data,
                 size_t len)
 {
-    size_t limit = c->ws->cfg.max_message_bytes;
+    size_t limit = ws_conn_opts(c)->max_message_bytes;
     struct ws_inflated m;
     torpor_err err;
 
@@ -406,8 +406,8 @@ ws_read_append(struct ws_conn *c, struct ws_busy *b, const uint8_t *data,
         if (b->fh.fin && cap > at_end) {
             cap = (size_t)at_end;
         }
-        if (cap > c->ws->cfg.max_message_bytes) {
-            cap = c->ws->cfg.max_message_bytes;
+        if (cap > ws_conn_opts(c)->max_message_bytes) {
+            cap = ws_conn_opts(c)->max_message_bytes;
         }
         if (cap < need) {
             cap = need;
@@ -552,6 +552,7 @@ ws_read_ready(struct ws_conn *c)
         n = recv(c->fd, buf, sizeof(buf), 0);
     } while (n < 0 && errno == EINTR);
     if (n > 0) {
+        ws_keepalive_heard(c);
         ws_read_feed(c, buf, (size_t)n);
         return;
     }

@@ -15,19 +15,22 @@
 #define WS_HANDSHAKE_FIRST_BYTES 1024
 
 /*
- * ws_upgrade_reject answers the upgrade request with an HTTP error and shuts
- * our side down.  The answer is tiny and the socket fresh, so one send is
- * enough; if it does not fit, the peer sees the connection close, which is
- * all a refused client can act on anyway.  c then drains what the peer
- * still sends until it hangs up, or for WS_REFUSED_LINGER_MS at most.
+ * ws_upgrade_refuse answers the upgrade request with an HTTP error, with
+ * Retry-After unless retry_after_s is 0, and shuts our side down.  The
+ * answer is tiny and the socket fresh, so one send is enough; if it does
+ * not fit, the peer sees the connection close, which is all a refused
+ * client can act on anyway.  c then drains what the peer still sends until
+ * it hangs up, or for WS_REFUSED_LINGER_MS at most.
  */
 static void
-ws_upgrade_reject_why(struct ws_conn *c, int http_status, const char *why)
+ws_upgrade_refuse(struct ws_conn *c, int http_status, const char *why,
+                  uint32_t retry_after_s)
 {
     struct ws_busy *b = c->busy;
     uint64_t linger_ms = c->ws->cfg.handshake_timeout_ms;
     char out[512];
-    size_t n = ws_handshake_reject_why(out, sizeof(out), http_status, why);
+    size_t n = ws_handshake_reject_full(out, sizeof(out), http_status, why,
+                                        retry_after_s);
 
     if (n == 0) {
         n = ws_handshake_reject(out, sizeof(out), 500);
@@ -53,7 +56,7 @@ ws_upgrade_reject_why(struct ws_conn *c, int http_status, const char *why)
 static void
 ws_upgrade_reject(struct ws_conn *c, int http_status)
 {
-    ws_upgrade_reject_why(c, http_status, NULL);
+    ws_upgrade_refuse(c, http_status, NULL, 0);
 }
 
 /*
@@ -77,7 +80,7 @@ ws_upgrade_extensions(struct ws_conn *c, const struct ws_hs_request *hs,
         lines[i].text = hs->extension_lines[i];
         lines[i].len = hs->extension_line_lens[i];
     }
-    switch (ws_deflate_negotiate(ws_deflate_config_for(c->ws, route), lines,
+    switch (ws_deflate_negotiate(ws_deflate_config_for(c), lines,
                                  hs->n_extension_lines, &params, response)) {
     case WS_DEFLATE_ACCEPTED:
         ws_deflate_conn_set(c, &params);
@@ -91,7 +94,7 @@ ws_upgrade_extensions(struct ws_conn *c, const struct ws_hs_request *hs,
                 "could not upgrade \"%s\": malformed Sec-WebSocket-Extensions, answered 400",
                 peer);
         }
-        ws_upgrade_reject_why(c, 400, "malformed Sec-WebSocket-Extensions");
+        ws_upgrade_refuse(c, 400, "malformed Sec-WebSocket-Extensions", 0);
         return false;
     case WS_DEFLATE_NONE:
     default:
@@ -241,6 +244,7 @@ ws_upgrade_arrive(struct ws_conn *c)
     if ((c->flags & WS_F_FAILED) != 0) {
         return;
     }
+    ws_keepalive_arrive(c);
     /*
      * The 101 goes out here, on the object's loop, right before the open:
      * a client that holds its 101 is in the room, so a message another
@@ -289,6 +293,9 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
     torpor_attach_req req;
     torpor_conn *conn = NULL;
     torpor_loop *loop = NULL;
+    const struct ws_route_opts *opts;
+    const char *subprotocol;
+    uint32_t retry_after_s;
     torpor_io *io;
     size_t resp_len;
     int status;
@@ -304,14 +311,26 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
         ws_upgrade_reject(c, status);
         return true;
     }
+    opts = ws_route_opts_for(ws, &req.route);
+    c->route = opts->index;
+    /* Missing: only the first Sec-WebSocket-Protocol line is read; a subprotocol offered on a second line is not seen. */
+    status = ws_admit_request(c, opts, hs->origin, hs->origin_len,
+                              hs->protocols, hs->protocols_len, &subprotocol,
+                              &retry_after_s);
+    if (status != 0) {
+        ws_upgrade_refuse(c, status, NULL, retry_after_s);
+        return true;
+    }
+    if (subprotocol != NULL) {
+        req.subprotocol.data = subprotocol;
+        req.subprotocol.len = strlen(subprotocol);
+    }
     if (!ws_upgrade_extensions(c, hs, &req.route, ext_resp, &ext_answer)) {
         return true;
     }
-    /* Missing: no subprotocol is chosen; a browser that asked for one (Sec-WebSocket-Protocol) fails the connection after the 101. */
-    /* Missing: Origin is not checked; any web page can open connections in its visitor's name. */
     /* Before attaching, so a failure here needs no detach. */
     resp_len = ws_handshake_accept(resp, sizeof(resp), hs->key, hs->key_len,
-                                   NULL, ext_answer);
+                                   subprotocol, ext_answer);
     if (resp_len == 0) {
         WS_LOG(ws, TORPOR_LOG_ERR, NULL,
                "could not compute the accept key for \"%s\"", peer);
@@ -365,7 +384,14 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
     host->io_close(c->io);
     c->io = NULL;
     c->flags &= (uint8_t) ~(WS_F_WATCH_READ | WS_F_WATCH_WRITE);
-    c->loop = loop;
+    /* Last: it publishes c to loop's sweep, which skips it until io is set. */
+    if (ws_registry_move(c, loop) != TORPOR_OK) {
+        WS_LOG(ws, TORPOR_LOG_ERR, conn,
+               "could not move connection to its loop: %s",
+               host->strerror(TORPOR_ENOMEM));
+        c->flags |= WS_F_FAILED;
+        return true;
+    }
     err = host->io_open(loop, c->fd, TORPOR_IO_WRITE, ws_conn_on_io, c, &io);
     if (err != TORPOR_OK) {
         /* Missing: this report reaches the core from the main loop, not the object's, when moving the io fails. */

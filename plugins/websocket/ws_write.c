@@ -184,18 +184,23 @@ ws_write_try(struct ws_conn *c, const uint8_t *data, size_t len)
  * ws_write_slow handles a consumer that fell max_output_bytes behind: it
  * drops the frames not begun (the peer will not get them anyway), keeps a
  * partly sent head so the stream stays well framed, and starts closing
- * with 1008.
+ * with 1013 (try again later).  1013 rather than 1008: the peer broke no
+ * rule, the server is casting off a client it cannot serve, which is what
+ * 1013 means; and a client that reconnects and catches up is the right
+ * reaction, which clients take 1013 to invite and 1008 to forbid.  The
+ * core closes a sender it cannot keep up with by the same code.
  */
 static void
 ws_write_slow(struct ws_conn *c, size_t queued)
 {
     struct ws_busy *b = c->busy;
 
+    WS_COUNT(c->ws, slow_consumers);
     if (ws_warn_allowed(c->ws)) {
         WS_LOG(
             c->ws, TORPOR_LOG_WARN, c->conn,
-            "could not keep up with slow consumer: %zu bytes queued, limit %zu",
-            queued, c->ws->cfg.max_output_bytes);
+            "could not keep up with slow consumer: %zu bytes queued, limit %zu; closing with 1013",
+            queued, ws_conn_opts(c)->max_output_bytes);
     }
     if (b != NULL) {
         uint32_t keep = b->q_off > 0 ? 1 : 0;
@@ -208,7 +213,7 @@ ws_write_slow(struct ws_conn *c, size_t queued)
             b->q_count--;
         }
     }
-    ws_conn_start_close(c, TORPOR_CLOSE_POLICY, NULL, 0);
+    ws_conn_start_close(c, TORPOR_CLOSE_TRY_AGAIN, NULL, 0);
 }
 
 /*
@@ -218,7 +223,7 @@ ws_write_slow(struct ws_conn *c, size_t queued)
 static torpor_err
 ws_frame_send_wire(struct ws_conn *c, torpor_frame *frame)
 {
-    size_t limit = c->ws->cfg.max_output_bytes;
+    size_t limit = ws_conn_opts(c)->max_output_bytes;
     size_t queued;
     ssize_t sent = 0;
 
@@ -309,7 +314,7 @@ ws_write_copy(struct ws_conn *c, const void *data, size_t len, bool limited)
     if (limited && sent == 0) {
         size_t queued = (ws_write_pending(c) ? c->busy->q_bytes : 0) + len;
 
-        if (queued > c->ws->cfg.max_output_bytes) {
+        if (queued > ws_conn_opts(c)->max_output_bytes) {
             ws_write_slow(c, queued);
             ws_conn_watch(c);
             return TORPOR_ELIMIT;

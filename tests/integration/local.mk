@@ -16,6 +16,10 @@ INTEGRATION_TESTS = \
 	tests/integration/test_connections.py \
 	tests/integration/test_caps.py \
 	tests/integration/test_deflate.py \
+	tests/integration/test_routes.py \
+	tests/integration/test_keepalive.py \
+	tests/integration/test_address_limits.py \
+	tests/integration/test_slow_consumer.py \
 	tests/node/relay.test.mjs \
 	tests/node/deflate.test.mjs \
 	tests/node/browser.test.mjs \

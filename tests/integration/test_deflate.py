@@ -424,6 +424,32 @@ async def compression_off(_):
         harness.stop_clean(d)
 
 
+ROUTE_OFF_CONFIG = harness.DEFAULT_CONFIG.replace(
+    "max_message_bytes = 1048576\n",
+    "max_message_bytes = 1048576\nroute.echo.compression = off\n"
+    "route.echo.compression_threshold = 0\n")
+
+
+async def compression_per_route(_):
+    """route.echo.compression = off leaves the relay route compressing."""
+    d = harness.Daemon(ROUTE_OFF_CONFIG)
+    d.start()
+    try:
+        room = harness.unique()
+        w = RawWS(d.port, "/echo/" + room, extra=ext("permessage-deflate"))
+        check("sec-websocket-extensions" not in w.headers,
+              "the echo route negotiates nothing")
+        w.send_frame(OP_TEXT, deflate(b"hello"), rsv=RSV1)
+        check_eq(w.expect_close()[0], 1002, "RSV1 on the echo route")
+        w.close()
+        r = raw(d, room, "permessage-deflate")
+        check("permessage-deflate" in r.headers.get(
+            "sec-websocket-extensions", ""), "the relay route still agrees")
+        r.close()
+    finally:
+        harness.stop_clean(d)
+
+
 async def context_takeover_mode(_):
     d = harness.Daemon(TAKEOVER_CONFIG)
     d.start()
@@ -519,6 +545,8 @@ TESTS = [
      compression_off),
     ("context takeover mode keeps contexts per connection",
      context_takeover_mode),
+    ("compression can be turned off for one route",
+     compression_per_route),
 ]
 
 if __name__ == "__main__":
