@@ -8,6 +8,10 @@ plugins_websocket_la_SOURCES = \
 	plugins/websocket/ws_upgrade.c \
 	plugins/websocket/ws_read.c \
 	plugins/websocket/ws_write.c \
+	plugins/websocket/ws_io.c \
+	plugins/websocket/ws_io.h \
+	plugins/websocket/ws_tls.c \
+	plugins/websocket/ws_tls_io.c \
 	plugins/websocket/ws_frame.c \
 	plugins/websocket/ws_frame.h \
 	plugins/websocket/ws_utf8.c \

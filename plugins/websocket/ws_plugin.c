@@ -2,7 +2,8 @@
  * The websocket transport: RFC 6455 servers for the core's rooms.  This
  * file holds the plugin descriptor, its lifecycle hooks and the transport
  * ops table; the protocol lives in ws_conn.c (handshake and closing),
- * ws_read.c and ws_write.c.
+ * ws_read.c and ws_write.c, the byte stream under it, plain or TLS, in
+ * ws_io.c, ws_tls_io.c and ws_tls.c.
  */
 #ifdef HAVE_CONFIG_H
 #include "build-config.h"
@@ -114,9 +115,17 @@ ws_plugin_destroy(void *state)
     ws->stopping = true;
     ws_listen_stop(ws);
     ws_conn_destroy_all(ws);
+    ws_tls_stop(ws);
+    ws_tls_config_free(&ws->cfg);
     free(ws->conns);
     pthread_mutex_destroy(&ws->lock);
     free(ws);
+}
+
+static torpor_err
+ws_plugin_reload(void *state)
+{
+    return ws_tls_reload(state);
 }
 
 static const struct torpor_transport_ops ws_transport_ops = {
@@ -135,6 +144,7 @@ static const struct torpor_plugin ws_plugin = {
     .stop = ws_plugin_stop,
     .destroy = ws_plugin_destroy,
     .ops.transport = &ws_transport_ops,
+    .reload = ws_plugin_reload,
 };
 
 const struct torpor_plugin *

@@ -14,7 +14,10 @@ INTEGRATION_TESTS = \
 	tests/integration/test_alarms.py \
 	tests/integration/test_connections.py \
 	tests/integration/test_caps.py \
+	tests/integration/test_tls.py \
+	tests/integration/test_tls_config.py \
 	tests/node/relay.test.mjs \
+	tests/node/tls.test.mjs \
 	tests/out_of_tree/run.sh \
 	tests/out_of_tree/counter_test.sh
 
@@ -27,6 +30,7 @@ TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) \
 	tests/integration/harness.py \
 	tests/integration/storage_util.py \
+	tests/integration/tls_util.py \
 	tests/integration/test_migrate.py \
 	tests/integration/test_outage.py \
 	tests/integration/local.mk \
