@@ -54,3 +54,19 @@ bench-wake: bench/torpor-wake-bench core/torpord $(BENCH_WAKE_PLUGINS)
 	$(SHELL) '$(abs_top_srcdir)/bench/run-wake.sh'
 
 .PHONY: bench-wake
+
+# The memory of idle WebSocket connections, ws and wss, in a hibernating
+# relay room: torpord's RSS before and after a client opens BENCH_CONNS
+# (2000) connections.  Run it on a build without sanitizers.  A Markdown
+# table on stdout; scratch files in a temporary folder under /tmp
+# (BENCH_TMPDIR overrides), removed at exit.
+EXTRA_DIST += bench/run-tls-memory.sh bench/idle_conns.py
+
+bench-tls-memory: core/torpord plugins/websocket.la plugins/relay.la
+	TORPORD='$(abs_top_builddir)/core/torpord' \
+	TORPOR_PLUGIN_PATH='$(abs_top_builddir)/plugins/.libs' \
+	PYTHON3='$(PYTHON3)' \
+	BENCH_SRCDIR='$(abs_top_srcdir)/bench' \
+	$(SHELL) '$(abs_top_srcdir)/bench/run-tls-memory.sh'
+
+.PHONY: bench-tls-memory
