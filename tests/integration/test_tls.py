@@ -46,10 +46,13 @@ class = echo
 """ % (CERT, KEY)
 
 SHORT_MS = 500
+# Below one message of the slow-consumer test, so that the message a
+# blocked TLS write has begun is always one the limit would refuse.
+OUTPUT_LIMIT = 8192
 STRICT_CONFIG = CONFIG.replace(
     "max_message_bytes = 1048576",
     "max_message_bytes = 1048576\nhandshake_timeout_ms = %d\n"
-    "tls_min_version = 1.3" % SHORT_MS)
+    "tls_min_version = 1.3\nmax_output_bytes = %d" % (SHORT_MS, OUTPUT_LIMIT))
 
 
 async def wss_echo(d):
@@ -170,6 +173,31 @@ async def pipelined_in_one_record(d):
                 sock.close()
 
 
+async def slow_reader_gets_everything(d):
+    """A wss reader that stops reading while 10 MB are relayed to it, more
+    than the kernel's socket buffers take: the server's TLS writes block
+    mid-record and the output queues behind them; once it reads, every
+    message arrives whole and in order."""
+    port = tls_port(d)
+    room = "/relay/" + harness.unique()
+    reader = tls_util.TlsRawWS(port, room, CERTS.client_context(),
+                               rcvbuf=4096, timeout=30)
+    sender = await wss(d, CERTS, room)
+    try:
+        msgs = [os.urandom(100000 + i) for i in range(100)]
+        for m in msgs:
+            await sender.send(m)
+        for i, m in enumerate(msgs):
+            fin, rsv, op, payload = reader.recv_frame()
+            check(fin and op == harness.OP_BINARY,
+                  "message %d: frame fin=%s opcode=%d" % (i, fin, op))
+            check(payload == m, "message %d differs (%d bytes, want %d)"
+                  % (i, len(payload), len(m)))
+    finally:
+        reader.close()
+        await close_all(sender)
+
+
 async def http_error_inside_tls(d):
     port = tls_port(d)
     sock = tls_socket(port, CERTS.client_context())
@@ -286,6 +314,44 @@ async def incomplete_handshake_hits_deadline(_):
     harness.check_clean_exit(rc, log)
 
 
+async def slow_consumer_closed_cleanly(_):
+    """Over max_output_bytes the server drops what it has not begun and
+    closes with 1008; what it had begun, inside TLS too, is finished, so
+    the reader gets whole messages, then the close frame."""
+    d = strict_daemon()
+    try:
+        port = tls_port(d)
+        room = "/relay/" + harness.unique()
+        reader = tls_util.TlsRawWS(port, room, CERTS.client_context(),
+                                   rcvbuf=4096, timeout=30)
+        sender = await wss(d, CERTS, room)
+        # 7 MB, past the kernel's socket buffers (4 MiB at most here), in
+        # messages of one TLS record each, every one over the limit: the
+        # write that blocks has begun a record of the message the limit
+        # refuses, which must still go out whole, before the close.
+        msgs = [os.urandom(12000 + i) for i in range(600)]
+        for m in msgs:
+            await sender.send(m)
+        got = 0
+        while True:
+            fin, rsv, op, payload = reader.recv_frame()
+            if op == OP_CLOSE:
+                check_eq(payload[:2], b"\x03\xf0", "close code (1008)")
+                break
+            check(op == harness.OP_BINARY and payload == msgs[got],
+                  "message %d differs or is cut (%d bytes)"
+                  % (got, len(payload)))
+            got += 1
+        check(0 < got < len(msgs), "%d of %d messages before the close"
+              % (got, len(msgs)))
+        reader.close()
+        await sender.send("still open")
+        await close_all(sender)
+    finally:
+        rc, log = d.stop()
+    harness.check_clean_exit(rc, log)
+
+
 async def old_protocol_refused(_):
     d = strict_daemon()
     try:
@@ -321,6 +387,8 @@ TESTS = [
      "byte-exact", mixed_relay_room),
     ("a long request and a frame pipelined in one TLS record are served "
      "from what TLS holds decrypted", pipelined_in_one_record),
+    ("a wss reader that stops reading gets every relayed message once it "
+     "reads again", slow_reader_gets_everything),
     ("an unknown route over TLS is answered 404 inside TLS, then "
      "close_notify", http_error_inside_tls),
     ("a WebSocket close over TLS ends with close_notify",
@@ -330,6 +398,8 @@ TESTS = [
     ("the plain listener still speaks plain ws", plain_ws_unchanged),
     ("half a ClientHello, and a silent TLS client, are dropped at "
      "handshake_timeout_ms with a WARN", incomplete_handshake_hits_deadline),
+    ("a wss slow consumer over max_output_bytes gets whole messages, "
+     "then 1008", slow_consumer_closed_cleanly),
     ("tls_min_version = 1.3 refuses a TLS 1.2 client and serves 1.3",
      old_protocol_refused),
 ]

@@ -11,6 +11,8 @@ chain.
 """
 
 import asyncio
+import base64
+import hashlib
 import os
 import re
 import socket
@@ -19,7 +21,7 @@ import subprocess
 import time
 
 import harness
-from harness import check, TestFailure, IO_TIMEOUT_S
+from harness import check, check_eq, TestFailure, IO_TIMEOUT_S, GUID
 
 import websockets
 
@@ -175,6 +177,30 @@ def tls_socket(port, ctx, timeout=IO_TIMEOUT_S):
     except Exception:
         raw.close()
         raise
+
+
+class TlsRawWS(harness.RawWS):
+    """harness.RawWS over TLS.  rcvbuf, if given, is the socket's receive
+    buffer, set before connecting so that it bounds the TCP window: a
+    client that does not read then stops the server's writes soon."""
+
+    def __init__(self, port, path, ctx, rcvbuf=None, timeout=IO_TIMEOUT_S):
+        self.timeout = timeout
+        self.buf = b""
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        raw.settimeout(timeout)
+        raw.connect(("127.0.0.1", port))
+        self.sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(harness.upgrade_request(path, port, key=key))
+        status, headers, _ = self._read_head()
+        check_eq(status, 101, "handshake status for %s" % path)
+        want = base64.b64encode(
+            hashlib.sha1((key + GUID).encode()).digest()).decode()
+        check_eq(headers.get("sec-websocket-accept"), want,
+                 "Sec-WebSocket-Accept")
 
 
 def read_to_eof(sock, timeout=IO_TIMEOUT_S):
