@@ -80,3 +80,18 @@ bench-keepalive: core/torpord plugins/websocket.la plugins/echo.la
 		--conns 19000 --seconds 30
 
 .PHONY: bench-keepalive
+# The memory of idle WebSocket connections, ws and wss, in a hibernating
+# relay room: torpord's RSS before and after a client opens BENCH_CONNS
+# (2000) connections.  Run it on a build without sanitizers.  A Markdown
+# table on stdout; scratch files in a temporary folder under /tmp
+# (BENCH_TMPDIR overrides), removed at exit.
+EXTRA_DIST += bench/run-tls-memory.sh bench/idle_conns.py
+
+bench-tls-memory: core/torpord plugins/websocket.la plugins/relay.la
+	TORPORD='$(abs_top_builddir)/core/torpord' \
+	TORPOR_PLUGIN_PATH='$(abs_top_builddir)/plugins/.libs' \
+	PYTHON3='$(PYTHON3)' \
+	BENCH_SRCDIR='$(abs_top_srcdir)/bench' \
+	$(SHELL) '$(abs_top_srcdir)/bench/run-tls-memory.sh'
+
+.PHONY: bench-tls-memory

@@ -448,6 +448,29 @@ tpr_runtime_reload(struct tpr_runtime *rt, struct tpr_diag *diag)
     return TORPOR_OK;
 }
 
+unsigned
+tpr_runtime_reload_plugins(struct tpr_runtime *rt)
+{
+    unsigned called = 0;
+    unsigned failed = 0;
+
+    for (size_t i = 0; i < rt->nplugins; i++) {
+        struct torpor_plugin_ctx *p = rt->plugins[i];
+        if (!p->created || !tpr_plugin_has_reload(p)) {
+            continue;
+        }
+        called++;
+        /* The plugin logged why; it keeps serving with what it had. */
+        if (p->desc.reload(p->state) != TORPOR_OK) {
+            failed++;
+        }
+    }
+    if (called > 0) {
+        tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "reloaded %u plugin%s, %u kept their previous state", called - failed, called - failed == 1 ? "" : "s", failed);
+    }
+    return failed;
+}
+
 static void
 runtime_on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -461,6 +484,8 @@ runtime_on_signal(evutil_socket_t sig, short what, void *arg)
             tpr_diag_log(&diag, TORPOR_LOG_ERR, "core");
         }
         tpr_diag_free(&diag);
+        /* Plugins re-read their own files, whatever the config file says. */
+        (void)tpr_runtime_reload_plugins(rt);
         return;
     }
     tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "received %s", sig == SIGINT ? "SIGINT" : "SIGTERM");

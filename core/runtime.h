@@ -102,7 +102,8 @@ TPR_EXPORT torpor_err tpr_runtime_start(struct tpr_runtime *rt);
 
 /*
  * tpr_runtime_run runs the main loop until a shutdown completes.  SIGTERM
- * and SIGINT start a shutdown; SIGHUP reloads the log level.
+ * and SIGINT start a shutdown; SIGHUP reloads the log level and calls each
+ * plugin's reload hook.
  */
 TPR_EXPORT torpor_err tpr_runtime_run(struct tpr_runtime *rt);
 
@@ -120,6 +121,13 @@ TPR_EXPORT void tpr_runtime_stop(struct tpr_runtime *rt);
  */
 TPR_EXPORT torpor_err tpr_runtime_reload(struct tpr_runtime *rt,
                                          struct tpr_diag *diag);
+
+/*
+ * tpr_runtime_reload_plugins calls the reload hook of every plugin that has
+ * one, in load order, and returns how many failed (each kept what it had
+ * and logged why).  Main loop, after start.
+ */
+TPR_EXPORT unsigned tpr_runtime_reload_plugins(struct tpr_runtime *rt);
 
 /* tpr_runtime_free frees everything, plugins last. */
 TPR_EXPORT void tpr_runtime_free(struct tpr_runtime *rt);

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs what torpor needs on Debian 12: the build dependencies, and with
 # --test also what the test suite drives (real clients, a headless
-# Chromium, PostgreSQL, clang for the fuzz targets, Node's ws and
-# playwright-core from the npm registry).
+# Chromium, PostgreSQL, clang for the fuzz targets, the openssl command for
+# the TLS tests' certificates, Node's ws and playwright-core from the npm
+# registry).
 #
 #   packaging/install-deps.sh          build and run torpord
 #   packaging/install-deps.sh --test   also run `make check`
@@ -13,7 +14,7 @@ for arg in "$@"; do
     case "$arg" in
     --test) want_test=yes ;;
     -h|--help)
-        sed -n '2,8s/^# \{0,1\}//p' "$0"
+        sed -n '2,9s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     *)
@@ -31,7 +32,7 @@ fi
 build_pkgs="build-essential autoconf automake libtool pkgconf
     libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev zlib1g-dev
     libinih-dev libpq-dev libnng-dev check"
-test_pkgs="python3 python3-websockets nodejs nng-utils postgresql
+test_pkgs="python3 python3-websockets nodejs nng-utils postgresql openssl
     clang libclang-rt-14-dev chromium"
 
 pkgs=$build_pkgs

@@ -6,6 +6,7 @@
 #include "build-config.h"
 
 #include <check.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,28 @@ START_TEST(test_loader_accepts_good_plugin)
     ck_assert_uint_eq(p->desc.kind, TORPOR_KIND_CLASS);
     ck_assert_ptr_nonnull(p->ops.klass.object_create);
     ck_assert_ptr_null(p->ops.klass.message);
+    ck_assert(tpr_plugin_has_reload(p));
+    tpr_plugin_close(p);
+}
+END_TEST
+
+/*
+ * A plugin built against ABI 1.0 loads into this 1.1 core, and the hook
+ * that lies past its descriptor's size reads as absent, whatever the
+ * memory beyond holds.
+ */
+START_TEST(test_loader_accepts_abi_1_0_descriptor)
+{
+    struct tpr_diag diag = {0};
+    struct torpor_plugin_ctx *p = NULL;
+
+    ck_assert_int_eq(load("abi_1_0", &diag, &p), TORPOR_OK);
+    ck_assert_uint_eq(diag.count, 0);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq(p->desc.abi_minor, 0);
+    ck_assert_uint_eq(p->desc.size, offsetof(struct torpor_plugin, reload));
+    ck_assert_ptr_null(p->desc.reload);
+    ck_assert(!tpr_plugin_has_reload(p));
     tpr_plugin_close(p);
 }
 END_TEST
@@ -180,17 +203,25 @@ START_TEST(test_loader_refuses_short_descriptor)
 {
     char reason[64];
 
+    char abi[32];
+
     snprintf(reason, sizeof(reason), "descriptor of 16 bytes, core needs %zu",
-             sizeof(struct torpor_plugin));
-    assert_refusal("short_size", TORPOR_EABI, reason, "plugin ABI 1.0");
+             offsetof(struct torpor_plugin, reload));
+    snprintf(abi, sizeof(abi), "plugin ABI %d.%d", TORPOR_ABI_MAJOR,
+             TORPOR_ABI_MINOR);
+    assert_refusal("short_size", TORPOR_EABI, reason, abi);
 }
 END_TEST
 
 /* A mandatory hook left NULL is refused by name. */
 START_TEST(test_loader_refuses_missing_hook)
 {
+    char abi[32];
+
+    snprintf(abi, sizeof(abi), "plugin ABI %d.%d", TORPOR_ABI_MAJOR,
+             TORPOR_ABI_MINOR);
     assert_refusal("no_create", TORPOR_EABI,
-                   "mandatory hook \"create\" is NULL", "plugin ABI 1.0");
+                   "mandatory hook \"create\" is NULL", abi);
 }
 END_TEST
 
@@ -202,6 +233,7 @@ loader_suite(void)
     TCase *errors = tcase_create("errors");
 
     tcase_add_test(core, test_loader_accepts_good_plugin);
+    tcase_add_test(core, test_loader_accepts_abi_1_0_descriptor);
     tcase_add_test(core, test_loader_searches_path);
     tcase_add_test(errors, test_loader_refuses_missing_file);
     tcase_add_test(errors, test_loader_refuses_non_elf);

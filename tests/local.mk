@@ -75,9 +75,10 @@ tests_check_ws_deflate_LDADD = $(TEST_LIBS) $(OPENSSL_LIBS)
 check_PROGRAMS += tests/check_ws_route
 tests_check_ws_route_SOURCES = tests/check_ws_route.c \
 	plugins/websocket/ws_route.c plugins/websocket/ws_config.c \
-	plugins/websocket/ws_deflate_config.c
-tests_check_ws_route_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/plugins/websocket
-tests_check_ws_route_LDADD = $(TEST_LIBS)
+	plugins/websocket/ws_deflate_config.c plugins/websocket/ws_tls.c
+tests_check_ws_route_CFLAGS = $(TEST_CFLAGS) $(OPENSSL_CFLAGS) \
+	-I$(top_srcdir)/plugins/websocket
+tests_check_ws_route_LDADD = $(TEST_LIBS) $(OPENSSL_LIBS)
 # The per-address table is included by its test, which looks inside it.
 check_PROGRAMS += tests/check_ws_peer
 tests_check_ws_peer_SOURCES = tests/check_ws_peer.c

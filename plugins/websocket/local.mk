@@ -13,6 +13,10 @@ plugins_websocket_la_SOURCES = \
 	plugins/websocket/ws_keepalive.c \
 	plugins/websocket/ws_peer.c \
 	plugins/websocket/ws_admit.c \
+	plugins/websocket/ws_io.c \
+	plugins/websocket/ws_io.h \
+	plugins/websocket/ws_tls.c \
+	plugins/websocket/ws_tls_io.c \
 	plugins/websocket/ws_frame.c \
 	plugins/websocket/ws_frame.h \
 	plugins/websocket/ws_utf8.c \

@@ -9,7 +9,8 @@
  * ws_state.lock, and the counters are atomic.  Per-route options are
  * fixed once the plugin has started, and read from any loop.
  *
- * Memory: an idle open connection is one struct ws_conn and nothing else.
+ * Memory: an idle open connection is one struct ws_conn and nothing else;
+ * a TLS one is the larger struct ws_tls_conn of ws_tls_io.c with its SSL.
  * Everything that exists only while work is in progress (the handshake
  * bytes, a frame or message that spans reads, unsent output, a deadline)
  * lives in a struct ws_busy that is freed as soon as the work is done.
@@ -21,12 +22,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include <torpor/torpor.h>
 
 #include "ws_deflate.h"
 #include "ws_frame.h"
+#include "ws_io.h"
 #include "ws_utf8.h"
 
 #define WS_PLUGIN_NAME "websocket"
@@ -89,6 +92,11 @@ struct ws_addr {
 struct ws_config {
     struct ws_addr listen[WS_LISTEN_MAX];
     size_t n_listen;
+    struct ws_addr listen_tls[WS_LISTEN_MAX];
+    size_t n_listen_tls;
+    char *tls_certificate; /* paths; NULL until set (ws_tls.c) */
+    char *tls_private_key;
+    int tls_min_version; /* OpenSSL's version number; 0: TLS 1.2 */
     size_t max_handshake_bytes;
     uint64_t handshake_timeout_ms;
     uint64_t close_timeout_ms;
@@ -172,6 +180,7 @@ struct ws_listener {
     struct ws_state *ws;
     int fd;        /* -1 once closed */
     torpor_io *io; /* NULL while accepting is paused */
+    bool tls;      /* from listen_tls */
 };
 
 struct ws_state {
@@ -180,8 +189,9 @@ struct ws_state {
     struct ws_config cfg;
 
     /* Main loop only. */
-    struct ws_listener listeners[WS_LISTEN_MAX];
+    struct ws_listener listeners[2 * WS_LISTEN_MAX];
     size_t n_listeners;
+    struct ssl_ctx_st *tls_ctx; /* new TLS connections' SSL_CTX, or NULL */
     torpor_timer *accept_timer; /* resumes accepting after EMFILE */
     uint64_t accept_warned_ms;  /* last "out of descriptors" line */
     bool stopping;
@@ -257,7 +267,8 @@ enum {
     WS_F_WATCH_READ = 2,  /* the io currently watches reads */
     WS_F_WATCH_WRITE = 4, /* the io currently watches writes */
     WS_F_DISCARD = 8,     /* framing is lost: drop every input byte */
-    WS_F_PINGED = 16      /* a keepalive ping is out; seen_tick is its time */
+    WS_F_PINGED = 16,     /* a keepalive ping is out; seen_tick is its time */
+    WS_F_TLS = 32         /* the record is a struct ws_tls_conn (ws_tls_io.c) */
 };
 
 /*
@@ -386,7 +397,12 @@ bool ws_warn_allowed(struct ws_state *ws);
  * ws_strerror names errno value err in buf, thread-safely, and returns the
  * text to print (which may not be buf).
  */
-const char *ws_strerror(int err, char *buf, size_t size);
+static inline const char *
+ws_strerror(int err, char *buf, size_t size)
+{
+    /* The GNU strerror_r, as _GNU_SOURCE selects: it returns the text. */
+    return strerror_r(err, buf, size);
+}
 
 /* ---- ws_config.c ---- */
 
@@ -597,10 +613,11 @@ void ws_addr_format(const struct sockaddr *sa, char out[WS_ADDR_STRLEN]);
 
 /*
  * ws_conn_accept takes over a freshly accepted, non-blocking socket and
- * starts its handshake on the main loop.  On failure the caller still owns
- * fd and closes it; the error is logged here.  Main loop.
+ * starts its handshake on the main loop, a TLS one first if tls.  On
+ * failure the caller still owns fd and closes it; the error is logged
+ * here.  Main loop.
  */
-torpor_err ws_conn_accept(struct ws_state *ws, int fd);
+torpor_err ws_conn_accept(struct ws_state *ws, int fd, bool tls);
 
 /*
  * ws_conn_on_io is every connection's io callback; the opening handshake

@@ -39,6 +39,10 @@
  *     for no limit.  A request over it is answered 429 with Retry-After,
  *     the seconds until the bucket holds a token again.  Off by default
  *     for the same reason.
+ *
+ * listen_tls, tls_certificate, tls_private_key, tls_min_version
+ *     TLS (wss://); see ws_tls.c.  listen_tls takes addresses as listen
+ *     does; an empty listen leaves only the TLS ones.
  */
 #include "ws.h"
 
@@ -193,17 +197,22 @@ ws_config_addr(const char *s, size_t len, struct ws_addr *a, char *why,
 }
 
 /*
- * ws_config_listen parses the comma-separated list into cfg only when all
- * of it is valid, so a bad value leaves the previous list in place.
+ * ws_config_listen parses the comma-separated list into list and *n_list
+ * only when all of it is valid, so a bad value leaves the previous list in
+ * place.  An empty value is an empty list.
  */
 static torpor_err
-ws_config_listen(struct ws_config *cfg, const char *value, char *why,
-                 size_t why_size)
+ws_config_listen(struct ws_addr *list, size_t *n_list, const char *value,
+                 char *why, size_t why_size)
 {
     struct ws_addr addrs[WS_LISTEN_MAX];
     size_t n = 0;
     const char *p = value;
 
+    if (value[strspn(value, " \t")] == '\0') {
+        *n_list = 0;
+        return TORPOR_OK;
+    }
     for (;;) {
         const char *end = strchr(p, ',');
         size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
@@ -232,8 +241,8 @@ ws_config_listen(struct ws_config *cfg, const char *value, char *why,
         }
         p = end + 1;
     }
-    memcpy(cfg->listen, addrs, n * sizeof(addrs[0]));
-    cfg->n_listen = n;
+    memcpy(list, addrs, n * sizeof(addrs[0]));
+    *n_list = n;
     return TORPOR_OK;
 }
 
@@ -242,7 +251,8 @@ ws_config_defaults(struct ws_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     /* The default is a literal that parses; a failure would be our bug. */
-    (void)ws_config_listen(cfg, WS_DEFAULT_LISTEN, NULL, 0);
+    (void)ws_config_listen(cfg->listen, &cfg->n_listen, WS_DEFAULT_LISTEN, NULL,
+                           0);
     cfg->max_handshake_bytes = 8192;
     cfg->handshake_timeout_ms = 10000;
     cfg->close_timeout_ms = 5000;
@@ -256,7 +266,12 @@ ws_config_set(struct ws_config *cfg, const char *key, const char *value,
     torpor_err err;
 
     if (strcmp(key, "listen") == 0) {
-        return ws_config_listen(cfg, value, why, why_size);
+        return ws_config_listen(cfg->listen, &cfg->n_listen, value, why,
+                                why_size);
+    }
+    if (strcmp(key, "listen_tls") == 0) {
+        return ws_config_listen(cfg->listen_tls, &cfg->n_listen_tls, value, why,
+                                why_size);
     }
     if (strcmp(key, "max_handshake_bytes") == 0) {
         err = ws_config_uint(value, 256, UINT64_C(1) << 20, &v, why, why_size);
@@ -287,7 +302,7 @@ ws_config_set(struct ws_config *cfg, const char *key, const char *value,
         }
         return err;
     }
-    return TORPOR_ENOKEY;
+    return ws_tls_config_set(cfg, key, value, why, why_size);
 }
 
 bool

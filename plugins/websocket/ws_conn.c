@@ -60,10 +60,7 @@ ws_conn_release(struct ws_conn *c)
         ws_deflate_busy_free(b);
         free(b);
     }
-    if (c->fd >= 0) {
-        close(c->fd);
-    }
-    free(c);
+    ws_io_conn_free(c);
 }
 
 static void
@@ -134,6 +131,7 @@ ws_conn_watch(struct ws_conn *c)
     if (ws_write_pending(c)) {
         want |= TORPOR_IO_WRITE;
     }
+    want = ws_io_watch(c, want);
     if ((c->flags & WS_F_WATCH_READ) != 0) {
         have |= TORPOR_IO_READ;
     }
@@ -213,6 +211,19 @@ ws_conn_peer(const struct ws_conn *c, char out[WS_ADDR_STRLEN])
     ws_addr_format((const struct sockaddr *)&ss, out);
 }
 
+/*
+ * ws_conn_read_held reads what TLS has already decrypted: no readiness of
+ * the socket will announce it.  Each round takes some of it, or ends c.
+ */
+static void
+ws_conn_read_held(struct ws_conn *c)
+{
+    while (ws_io_pending(c) && (c->flags & WS_F_FAILED) == 0
+           && (c->state == WS_ST_OPEN || c->state == WS_ST_CLOSING)) {
+        ws_read_ready(c);
+    }
+}
+
 /* ---- callbacks ---- */
 
 void
@@ -225,6 +236,7 @@ ws_conn_on_io(torpor_io *io, int fd, unsigned events, void *arg)
         c->io = io;
         c->flags |= WS_F_WATCH_WRITE;
         ws_upgrade_arrive(c);
+        ws_conn_read_held(c);
         ws_conn_settle(c);
         return;
     }
@@ -232,11 +244,14 @@ ws_conn_on_io(torpor_io *io, int fd, unsigned events, void *arg)
         ws_conn_settle(c);
         return;
     }
+    events = ws_io_ready(c, events);
     switch (c->state) {
     case WS_ST_HANDSHAKE:
-        if (!ws_upgrade_read(c)) {
-            return;
-        }
+        do {
+            if (!ws_upgrade_read(c)) {
+                return;
+            }
+        } while (c->state == WS_ST_HANDSHAKE && ws_io_pending(c));
         break;
     case WS_ST_REFUSED:
         ws_upgrade_drain(c);
@@ -257,6 +272,7 @@ ws_conn_on_io(torpor_io *io, int fd, unsigned events, void *arg)
     default:
         break;
     }
+    ws_conn_read_held(c);
     ws_conn_settle(c);
 }
 
@@ -280,10 +296,10 @@ ws_conn_on_timer(torpor_timer *timer, void *arg)
         WS_COUNT(ws, handshake_timeouts);
         if (ws_warn_allowed(ws)) {
             ws_conn_peer(c, peer);
-            WS_LOG(
-                ws, TORPOR_LOG_WARN, NULL,
-                "could not upgrade \"%s\": no complete request within %llu ms",
-                peer, (unsigned long long)ws->cfg.handshake_timeout_ms);
+            WS_LOG(ws, TORPOR_LOG_WARN, NULL,
+                   "could not upgrade \"%s\": no complete %s within %llu ms",
+                   peer, ws_io_handshaking(c) ? "TLS handshake" : "request",
+                   (unsigned long long)ws->cfg.handshake_timeout_ms);
         }
         c->state = WS_ST_DEAD;
         break;
@@ -311,20 +327,19 @@ ws_conn_on_timer(torpor_timer *timer, void *arg)
 /* ---- entry points ---- */
 
 torpor_err
-ws_conn_accept(struct ws_state *ws, int fd)
+ws_conn_accept(struct ws_state *ws, int fd, bool tls)
 {
     const struct torpor_host *host = ws->host;
-    struct ws_conn *c = calloc(1, sizeof(*c));
+    struct ws_conn *c = NULL;
     struct ws_busy *b = calloc(1, sizeof(*b));
     torpor_err err;
 
-    if (c == NULL || b == NULL) {
-        err = TORPOR_ENOMEM;
+    err = b != NULL ? ws_io_conn_new(ws, fd, tls, &c) : TORPOR_ENOMEM;
+    if (err != TORPOR_OK) {
+        c = NULL;
         goto fail;
     }
-    c->ws = ws;
     c->loop = host->loop_main(ws->self);
-    c->fd = fd;
     c->state = WS_ST_HANDSHAKE;
     c->busy = b;
     err = host->timer_open(c->loop, ws_conn_on_timer, c, &b->timer);
@@ -337,7 +352,7 @@ ws_conn_accept(struct ws_state *ws, int fd)
         c->io = NULL;
         goto fail;
     }
-    c->flags = WS_F_WATCH_READ;
+    c->flags |= WS_F_WATCH_READ;
     err = ws_registry_add(ws, c);
     if (err != TORPOR_OK) {
         goto fail;
@@ -357,7 +372,10 @@ fail:
         host->timer_close(b->timer);
     }
     free(b);
-    free(c);
+    if (c != NULL) {
+        c->fd = -1; /* still the caller's */
+        ws_io_conn_free(c);
+    }
     return err;
 }
 

@@ -2,9 +2,10 @@
  * The websocket transport: RFC 6455 servers for the core's rooms.  This
  * file holds the plugin descriptor, its lifecycle hooks and the transport
  * ops table; the protocol lives in ws_conn.c (handshake and closing),
- * ws_read.c and ws_write.c; per-route options in ws_route.c, the request
- * policy in ws_admit.c, per-address limits in ws_peer.c and keepalive in
- * ws_keepalive.c.
+ * ws_read.c and ws_write.c; the byte stream under it, plain or TLS, in
+ * ws_io.c, ws_tls_io.c and ws_tls.c; per-route options in ws_route.c, the
+ * request policy in ws_admit.c, per-address limits in ws_peer.c and
+ * keepalive in ws_keepalive.c.
  */
 #ifdef HAVE_CONFIG_H
 #include "build-config.h"
@@ -45,13 +46,6 @@ ws_warn_allowed(struct ws_state *ws)
     }
     return __atomic_add_fetch(&ws->warn_count, 1, __ATOMIC_RELAXED)
            <= WS_WARN_PER_SECOND;
-}
-
-const char *
-ws_strerror(int err, char *buf, size_t size)
-{
-    /* The GNU strerror_r, as _GNU_SOURCE selects: it returns the text. */
-    return strerror_r(err, buf, size);
 }
 
 static torpor_err
@@ -184,8 +178,16 @@ ws_plugin_destroy(void *state)
     ws_registry_free(ws);
     ws_peer_free(ws);
     ws_route_free_all(ws);
+    ws_tls_stop(ws);
+    ws_tls_config_free(&ws->cfg);
     pthread_mutex_destroy(&ws->lock);
     free(ws);
+}
+
+static torpor_err
+ws_plugin_reload(void *state)
+{
+    return ws_tls_reload(state);
 }
 
 static const struct torpor_transport_ops ws_transport_ops = {
@@ -204,6 +206,7 @@ static const struct torpor_plugin ws_plugin = {
     .stop = ws_plugin_stop,
     .destroy = ws_plugin_destroy,
     .ops.transport = &ws_transport_ops,
+    .reload = ws_plugin_reload,
 };
 
 const struct torpor_plugin *

@@ -549,7 +549,7 @@ ws_read_ready(struct ws_conn *c)
     ssize_t n;
 
     do {
-        n = recv(c->fd, buf, sizeof(buf), 0);
+        n = ws_io_recv(c, buf, sizeof(buf));
     } while (n < 0 && errno == EINTR);
     if (n > 0) {
         ws_keepalive_heard(c);

@@ -36,10 +36,10 @@ ws_upgrade_refuse(struct ws_conn *c, int http_status, const char *why,
         n = ws_handshake_reject(out, sizeof(out), 500);
     }
     if (n > 0) {
-        (void)send(c->fd, out, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)ws_io_send(c, out, n);
     }
     c->state = WS_ST_DEAD;
-    if (b == NULL || b->timer == NULL || shutdown(c->fd, SHUT_WR) != 0) {
+    if (b == NULL || b->timer == NULL || ws_io_shutdown(c) != 0) {
         return;
     }
     free(b->in);
@@ -110,7 +110,7 @@ ws_upgrade_drain(struct ws_conn *c)
 
     /* Bounded per readiness; the deadline bounds the whole. */
     for (int i = 0; i < 16; i++) {
-        n = recv(c->fd, buf, sizeof(buf), 0);
+        n = ws_io_recv(c, buf, sizeof(buf));
         if (n > 0) {
             continue;
         }
@@ -436,7 +436,7 @@ ws_upgrade_read(struct ws_conn *c)
         b->in = p;
         b->in_cap = cap;
     }
-    n = recv(c->fd, b->in + b->in_len, b->in_cap - b->in_len, 0);
+    n = ws_io_recv(c, b->in + b->in_len, b->in_cap - b->in_len);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         return true;
     }

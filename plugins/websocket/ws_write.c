@@ -162,7 +162,7 @@ ws_write_try(struct ws_conn *c, const uint8_t *data, size_t len)
     ssize_t n;
 
     do {
-        n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        n = ws_io_send(c, data, len);
     } while (n < 0 && errno == EINTR);
     if (n >= 0) {
         return n;
@@ -203,7 +203,7 @@ ws_write_slow(struct ws_conn *c, size_t queued)
             queued, ws_conn_opts(c)->max_output_bytes);
     }
     if (b != NULL) {
-        uint32_t keep = b->q_off > 0 ? 1 : 0;
+        uint32_t keep = b->q_off > 0 || ws_io_write_begun(c) ? 1 : 0;
 
         while (b->q_count > keep) {
             uint32_t last = (b->q_head + b->q_count - 1) % b->q_cap;
@@ -242,7 +242,7 @@ ws_frame_send_wire(struct ws_conn *c, torpor_frame *frame)
      * A frame begun on the wire must be finished, or the peer loses the
      * framing; only a frame not begun can be refused.
      */
-    if (sent > 0 || queued <= limit) {
+    if (sent > 0 || ws_io_write_begun(c) || queued <= limit) {
         ws_frame_ref(frame);
         if (ws_write_enqueue(c, frame, (size_t)sent) != TORPOR_OK) {
             ws_frame_release(frame);
@@ -297,6 +297,7 @@ static torpor_err
 ws_write_copy(struct ws_conn *c, const void *data, size_t len, bool limited)
 {
     ssize_t sent = 0;
+    bool begun = false;
     torpor_frame *f;
 
     if ((c->flags & WS_F_FAILED) != 0) {
@@ -310,8 +311,9 @@ ws_write_copy(struct ws_conn *c, const void *data, size_t len, bool limited)
         if ((size_t)sent == len) {
             return TORPOR_OK;
         }
+        begun = ws_io_write_begun(c);
     }
-    if (limited && sent == 0) {
+    if (limited && sent == 0 && !begun) {
         size_t queued = (ws_write_pending(c) ? c->busy->q_bytes : 0) + len;
 
         if (queued > ws_conn_opts(c)->max_output_bytes) {
@@ -370,7 +372,6 @@ ws_write_flush(struct ws_conn *c)
 
     while (b != NULL && b->q_count > 0) {
         struct iovec iov[WS_IOV_MAX];
-        struct msghdr msg;
         size_t total = 0;
         size_t niov = 0;
         size_t n;
@@ -385,10 +386,7 @@ ws_write_flush(struct ws_conn *c)
             total += f->len - off;
             niov++;
         }
-        memset(&msg, 0, sizeof(msg));
-        msg.msg_iov = iov;
-        msg.msg_iovlen = niov;
-        sent = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        sent = ws_io_sendv(c, iov, niov);
         if (sent < 0) {
             if (errno == EINTR) {
                 continue;

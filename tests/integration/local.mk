@@ -20,7 +20,10 @@ INTEGRATION_TESTS = \
 	tests/integration/test_keepalive.py \
 	tests/integration/test_address_limits.py \
 	tests/integration/test_slow_consumer.py \
+	tests/integration/test_tls.py \
+	tests/integration/test_tls_config.py \
 	tests/node/relay.test.mjs \
+	tests/node/tls.test.mjs \
 	tests/node/deflate.test.mjs \
 	tests/node/browser.test.mjs \
 	tests/out_of_tree/run.sh \
@@ -35,6 +38,7 @@ TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) \
 	tests/integration/harness.py \
 	tests/integration/storage_util.py \
+	tests/integration/tls_util.py \
 	tests/integration/test_migrate.py \
 	tests/integration/test_outage.py \
 	tests/integration/local.mk \
