@@ -136,7 +136,8 @@ struct torpor_object {
     /* The gate: an event in progress, its reads, its commit. */
     bool in_event;
     bool committing;
-    unsigned reads;
+    unsigned reads;             /* storage reads and class holds */
+    unsigned holds;             /* of reads, the class's holds */
     struct obj_event *parked;   /* waits for the constructor's reads */
     struct obj_batch batch;
     struct obj_held *held_head;
