@@ -15,6 +15,7 @@ INTEGRATION_TESTS = \
 	tests/integration/test_connections.py \
 	tests/integration/test_caps.py \
 	tests/integration/test_hold.py \
+	tests/integration/test_gates.py \
 	tests/node/relay.test.mjs \
 	tests/out_of_tree/run.sh \
 	tests/out_of_tree/counter_test.sh

@@ -10,6 +10,7 @@ answer waits for the put to be durable (the output gate).  Alarms named
 attempts, which the core retries like a failing handler.
 """
 
+import asyncio
 import os
 import sys
 
@@ -39,7 +40,7 @@ async def held_event_gates_the_next(_):
         room = "/probe/" + harness.unique()
         a = await connect(d, room)
         b = await connect(d, room)
-        await a.send("hold 300 k")
+        check_eq(await ask(a, "hold 300 k"), "holding k", "held")
         # Sent while a's event is held: answered only after it ends, so
         # it reads the held event's write.
         await b.send("get k")
@@ -57,13 +58,14 @@ async def held_event_keeps_the_room_awake(_):
     try:
         room = harness.unique()
         ws = await connect(d, "/probe/" + room)
-        # Longer than the probe's hibernate_after_ms of 200.
-        await ws.send("hold 700 k")
-        check_eq(await recv(ws), "released k", "released")
-        log = d.log()
+        # Far longer than the probe's hibernate_after_ms of 200: look
+        # while the event is still held.
+        check_eq(await ask(ws, "hold 1500 k"), "holding k", "held")
+        await asyncio.sleep(0.8)
         hibernated = 'object="probe/%s": object hibernated' % room
-        check(hibernated not in log,
+        check(hibernated not in d.log(),
               "the room did not hibernate while its event was held")
+        check_eq(await recv(ws), "released k", "released")
         await harness.close_all(ws)
     finally:
         stop_clean(d)
