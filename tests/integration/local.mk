@@ -25,10 +25,20 @@ INTEGRATION_TESTS += tests/integration/test_migrate.py \
 	tests/integration/test_outage.py
 endif
 
+# The backend class, with the C worker (built by make) and the Node.js
+# worker (after `npm ci --prefix examples/workers/node`).
+if WITH_NNG
+INTEGRATION_TESTS += tests/integration/test_backend.py \
+	tests/integration/test_backend_node.py
+endif
+
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) \
 	tests/integration/harness.py \
 	tests/integration/storage_util.py \
+	tests/integration/backend_util.py \
+	tests/integration/test_backend.py \
+	tests/integration/test_backend_node.py \
 	tests/integration/test_migrate.py \
 	tests/integration/test_outage.py \
 	tests/integration/local.mk \
@@ -38,4 +48,8 @@ EXTRA_DIST += $(INTEGRATION_TESTS) \
 	tests/out_of_tree/tap.sh \
 	examples/counter/counter.c \
 	examples/counter/Makefile \
-	examples/counter/README.md
+	examples/counter/README.md \
+	examples/workers/node/package.json \
+	examples/workers/node/package-lock.json \
+	examples/workers/node/moderator.mjs \
+	examples/workers/node/sp_rep.mjs
