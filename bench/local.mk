@@ -54,3 +54,29 @@ bench-wake: bench/torpor-wake-bench core/torpord $(BENCH_WAKE_PLUGINS)
 	$(SHELL) '$(abs_top_srcdir)/bench/run-wake.sh'
 
 .PHONY: bench-wake
+
+# Round trips through the backend class: torpord, C moderator workers
+# over nng, and a WebSocket client, with 1 and then 4 workers.  Built and
+# run only by `make bench-backend`; configure without --enable-sanitizers
+# for figures.
+if WITH_NNG
+EXTRA_PROGRAMS += bench/torpor-backend-bench
+
+bench_torpor_backend_bench_SOURCES = bench/backend_bench.c \
+	bench/bench_util.c bench/bench_util.h
+
+bench-backend: bench/torpor-backend-bench core/torpord \
+		examples/workers/c/torpor-moderator plugins/websocket.la \
+		plugins/backend.la plugins/file.la
+	TORPORD='$(abs_top_builddir)/core/torpord' \
+	TORPOR_PLUGIN_PATH='$(abs_top_builddir)/plugins/.libs' \
+	BENCH_BINDIR='$(abs_top_builddir)/bench' \
+	BENCH_WORKER='$(abs_top_builddir)/examples/workers/c/torpor-moderator' \
+	$(SHELL) '$(abs_top_srcdir)/bench/run-backend.sh'
+else
+bench-backend:
+	@echo "bench-backend needs nng: configure found none, or --disable-nng" >&2; exit 1
+endif
+
+EXTRA_DIST += bench/run-backend.sh
+.PHONY: bench-backend

@@ -2,14 +2,15 @@
  * torpor-moderator: a backend worker in C, with nng and protobuf-c.
  *
  *   torpor-moderator --url tcp://127.0.0.1:5600 [--words darn,heck]
- *                    [--max-warnings 3] [--name NAME]
+ *                    [--max-warnings 3] [--name NAME] [--quiet]
  *                    [--marker PATH] [--stall-on WORD] [--slow-on WORD]
  *                    [--slow-ms MS] [--garbage-on WORD]
  *
  * It dials torpord's [class.backend] workers address with a REP socket,
  * redialling whenever the connection drops, and answers one request at a
  * time: run several for a pool.  Each event is logged on stderr, one
- * line, starting with the worker's name.  SIGINT or SIGTERM ends it.
+ * line, starting with the worker's name, unless --quiet.  SIGINT or
+ * SIGTERM ends it.
  *
  * The last four options misbehave on purpose, so the tests can watch
  * torpord cope: at the step that would answer with actions, a text
@@ -40,6 +41,7 @@ struct options {
     const char *slow_on;
     unsigned slow_ms;
     const char *garbage_on;
+    bool quiet;
     struct moderator mod;
 };
 
@@ -55,7 +57,7 @@ worker_on_signal(int sig)
 static void
 worker_usage(void)
 {
-    fprintf(stderr, "usage: torpor-moderator --url URL [--words W1,W2] [--max-warnings N] [--name NAME] [--marker PATH] [--stall-on WORD] [--slow-on WORD] [--slow-ms MS] [--garbage-on WORD]\n");
+    fprintf(stderr, "usage: torpor-moderator --url URL [--words W1,W2] [--max-warnings N] [--name NAME] [--quiet] [--marker PATH] [--stall-on WORD] [--slow-on WORD] [--slow-ms MS] [--garbage-on WORD]\n");
     exit(2);
 }
 
@@ -92,6 +94,10 @@ worker_options(int argc, char **argv, struct options *o)
     worker_words(&o->mod, "darn,heck");
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
+        if (strcmp(arg, "--quiet") == 0) {
+            o->quiet = true;
+            continue;
+        }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL) {
             worker_usage();
@@ -174,7 +180,9 @@ worker_answer(const struct options *o, const void *data, size_t len)
         torpor__backend__request__free_unpacked(req, NULL);
         return NULL;
     }
-    fprintf(stderr, "%s: event %llu step %u attempt %u: %s of conn %llu\n", o->name, (unsigned long long)req->event_id, req->step, req->attempt, worker_event_name(req->event), (unsigned long long)(req->conn != NULL ? req->conn->id : 0));
+    if (!o->quiet) {
+        fprintf(stderr, "%s: event %llu step %u attempt %u: %s of conn %llu\n", o->name, (unsigned long long)req->event_id, req->step, req->attempt, worker_event_name(req->event), (unsigned long long)(req->conn != NULL ? req->conn->id : 0));
+    }
     reply_init(&r, req);
     moderate(&o->mod, req, &r);
     if (worker_fault(o, o->stall_on, req, &r)) {
