@@ -167,6 +167,11 @@ async def moderator_conversation(b):
     check_eq(await recv(bob), "alice: hello bob", "relayed to bob")
     await bob.send("hi alice")
     check_eq(await recv(alice), "bob: hi alice", "relayed to alice")
+    # As large as torpord takes (1 MiB), with a NUL in it: relayed whole.
+    big = "\u00e9t\u00e9 " * 174762 + "\x00end"
+    check_eq(len(big.encode()), harness.MAX_MESSAGE_BYTES, "test message")
+    await alice.send(big)
+    check_eq(await recv(bob), "alice: " + big, "a large message, whole")
 
     await bob.send("what the heck")
     check_eq(await recv(bob), "warning 1 of 3: message refused",

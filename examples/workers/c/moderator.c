@@ -9,7 +9,8 @@
  *                       is closed with 1008 "too many warnings"
  *   "!warnings"         the sender gets "warnings N"
  *   "!remind MS TEXT"   the sender gets "reminder set"; MS ms later the
- *                       whole room gets "reminder: TEXT"
+ *                       whole room gets "reminder: TEXT" (TEXT up to 1000
+ *                       bytes, or the sender gets "reminder too long")
  *   a binary message    the sender is closed with 1003 "text only"
  *   a client leaves     the others get "USER left"
  *
@@ -30,7 +31,8 @@
 #include "worker.h"
 
 #define MOD_NAME_MAX 300
-#define MOD_TEXT_MAX 4096
+#define MOD_REMINDER_MAX 1000
+#define MOD_TEXT_MAX (MOD_REMINDER_MAX + 1)
 
 /* mod_user writes the event's user name into out. */
 static void
@@ -52,21 +54,23 @@ mod_user(const Torpor__Backend__Request *req, char out[MOD_NAME_MAX])
 
 /* mod_refused: whether text holds a refused word, in any letter case. */
 static bool
-mod_refused(const struct moderator *m, const char *text)
+mod_refused(const struct moderator *m, const char *text, size_t len)
 {
-    char lower[MOD_TEXT_MAX];
-    size_t i;
+    char *lower = malloc(len + 1);
+    bool found = false;
 
-    for (i = 0; text[i] != '\0' && i + 1 < sizeof(lower); i++) {
+    if (lower == NULL) {
+        return true;    /* refuse what cannot be checked */
+    }
+    for (size_t i = 0; i < len; i++) {
         lower[i] = (char)tolower((unsigned char)text[i]);
     }
-    lower[i] = '\0';
-    for (size_t w = 0; w < m->nwords; w++) {
-        if (strstr(lower, m->words[w]) != NULL) {
-            return true;
-        }
+    lower[len] = '\0';
+    for (size_t w = 0; w < m->nwords && !found; w++) {
+        found = memmem(lower, len, m->words[w], strlen(m->words[w])) != NULL;
     }
-    return false;
+    free(lower);
+    return found;
 }
 
 /* mod_continuation: the continuation the request carries, as text. */
@@ -149,6 +153,10 @@ mod_remind(const Torpor__Backend__Request *req, const char *args,
         reply_send(r, req->conn->id, "usage: !remind MS TEXT");
         return;
     }
+    if (strlen(end + 1) > MOD_REMINDER_MAX) {
+        reply_send(r, req->conn->id, "reminder too long");
+        return;
+    }
     snprintf(name, sizeof(name), "reminder/%" PRIu64, req->event_id);
     reply_put(r, name, end + 1);
     reply_set_alarm(r, name, ms);
@@ -160,25 +168,38 @@ mod_message(const struct moderator *m, const Torpor__Backend__Request *req,
             const char *user, struct reply *r)
 {
     const Torpor__Message *msg = req->event->message;
-    char text[MOD_TEXT_MAX], note[MOD_NAME_MAX + MOD_TEXT_MAX + 8];
     uint64_t id = req->conn->id;
+    size_t len = msg->data.len;
 
     if (msg->kind != TORPOR__MESSAGE__KIND__TEXT) {
         reply_close(r, id, 1003, "text only");
         return;
     }
-    snprintf(text, sizeof(text), "%.*s", (int)msg->data.len,
-             (const char *)msg->data.data);
-    if (strcmp(text, "!warnings") == 0) {
-        mod_count(req, user, r);
-    } else if (strncmp(text, "!remind ", 8) == 0) {
-        mod_remind(req, text + 8, r);
-    } else if (mod_refused(m, text)) {
-        mod_warn(m, req, user, r);
+    /* Text is not NUL-terminated on the wire, and may be a megabyte. */
+    char *text = malloc(len + 1);
+    char *note = malloc(strlen(user) + len + 3);
+    if (text == NULL || note == NULL) {
+        r->failed = true;
     } else {
-        snprintf(note, sizeof(note), "%s: %s", user, text);
-        reply_broadcast(r, note, id);
+        memcpy(text, msg->data.data, len);
+        text[len] = '\0';
+        if (strcmp(text, "!warnings") == 0) {
+            mod_count(req, user, r);
+        } else if (strncmp(text, "!remind ", 8) == 0) {
+            mod_remind(req, text + 8, r);
+        } else if (mod_refused(m, text, len)) {
+            mod_warn(m, req, user, r);
+        } else {
+            /* Byte for byte: the text may hold a NUL. */
+            size_t ulen = strlen(user);
+            memcpy(note, user, ulen);
+            memcpy(note + ulen, ": ", 2);
+            memcpy(note + ulen + 2, msg->data.data, len);
+            reply_broadcast_n(r, note, ulen + 2 + len, id);
+        }
     }
+    free(text);
+    free(note);
 }
 
 static void

@@ -27,16 +27,21 @@ reply_alloc(struct reply *r, size_t size)
 }
 
 static ProtobufCBinaryData
-reply_text(struct reply *r, const char *text)
+reply_bytes(struct reply *r, const void *data, size_t len)
 {
-    size_t len = strlen(text);
     uint8_t *copy = reply_alloc(r, len);
 
     if (copy == NULL) {
         return (ProtobufCBinaryData){0};
     }
-    memcpy(copy, text, len);
+    memcpy(copy, data, len);
     return (ProtobufCBinaryData){.data = copy, .len = len};
+}
+
+static ProtobufCBinaryData
+reply_text(struct reply *r, const char *text)
+{
+    return reply_bytes(r, text, strlen(text));
 }
 
 static char *
@@ -94,14 +99,14 @@ reply_action(struct reply *r)
 }
 
 static Torpor__Message *
-reply_message(struct reply *r, const char *text)
+reply_message(struct reply *r, const void *text, size_t len)
 {
     Torpor__Message *m = reply_alloc(r, sizeof(*m));
 
     if (m != NULL) {
         torpor__message__init(m);
         m->kind = TORPOR__MESSAGE__KIND__TEXT;
-        m->data = reply_text(r, text);
+        m->data = reply_bytes(r, text, len);
     }
     return m;
 }
@@ -117,13 +122,20 @@ reply_send(struct reply *r, uint64_t conn, const char *text)
     }
     torpor__backend__send__init(s);
     s->conn_id = conn;
-    s->message = reply_message(r, text);
+    s->message = reply_message(r, text, strlen(text));
     a->action_case = TORPOR__BACKEND__ACTION__ACTION_SEND;
     a->send = s;
 }
 
 void
 reply_broadcast(struct reply *r, const char *text, uint64_t exclude)
+{
+    reply_broadcast_n(r, text, strlen(text), exclude);
+}
+
+void
+reply_broadcast_n(struct reply *r, const void *text, size_t len,
+                  uint64_t exclude)
 {
     Torpor__Backend__Action *a = reply_action(r);
     Torpor__Backend__Broadcast *b = reply_alloc(r, sizeof(*b));
@@ -132,7 +144,7 @@ reply_broadcast(struct reply *r, const char *text, uint64_t exclude)
         return;
     }
     torpor__backend__broadcast__init(b);
-    b->message = reply_message(r, text);
+    b->message = reply_message(r, text, len);
     b->exclude = exclude;
     a->action_case = TORPOR__BACKEND__ACTION__ACTION_BROADCAST;
     a->broadcast = b;

@@ -230,6 +230,9 @@ main(int argc, char **argv)
     }
     /* Wakes the loop now and then to see a signal. */
     nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 200);
+    /* No limit on requests, whatever this nng's default: torpord sends
+     * a client's message whole, up to its max_message_bytes. */
+    nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, 0);
     nng_socket_set_ms(sock, NNG_OPT_RECONNMINT, 50);
     nng_socket_set_ms(sock, NNG_OPT_RECONNMAXT, 1000);
     /* Non-blocking: torpord may not be listening yet; nng redials. */

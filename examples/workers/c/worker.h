@@ -35,6 +35,8 @@ void reply_free(struct reply *r);
 /* Actions, applied by torpord in the order they are added. */
 void reply_send(struct reply *r, uint64_t conn, const char *text);
 void reply_broadcast(struct reply *r, const char *text, uint64_t exclude);
+void reply_broadcast_n(struct reply *r, const void *text, size_t len,
+                       uint64_t exclude);
 void reply_close(struct reply *r, uint64_t conn, uint32_t code,
                  const char *reason);
 void reply_set_attachment(struct reply *r, uint64_t conn, const char *text);

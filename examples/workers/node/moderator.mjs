@@ -18,7 +18,8 @@
 //                       is closed with 1008 "too many warnings"
 //   "!warnings"         the sender gets "warnings N"
 //   "!remind MS TEXT"   the sender gets "reminder set"; MS ms later the
-//                       whole room gets "reminder: TEXT"
+//                       whole room gets "reminder: TEXT" (TEXT up to 1000
+//                       bytes, or the sender gets "reminder too long")
 //   a binary message    the sender is closed with 1003 "text only"
 //   a client leaves     the others get "USER left"
 //
@@ -164,6 +165,10 @@ function moderateMessage(o, req, user, reply) {
     const m2 = /^(\d+) (.*)$/s.exec(text.slice(8));
     if (!m2) {
       reply.send(id, "usage: !remind MS TEXT");
+      return;
+    }
+    if (Buffer.byteLength(m2[2]) > 1000) {
+      reply.send(id, "reminder too long");
       return;
     }
     const name = `reminder/${req.event_id.toString()}`;
