@@ -172,6 +172,12 @@ bk_call_begin(struct bk_call *call, const char *what, uint64_t conn_id,
 {
     struct bk_state *bk = call->bk;
 
+    if (call->phase != BK_IDLE) {
+        /* The core delivers one event at a time: this never happens. */
+        free(event_buf);
+        free(conn_buf);
+        return TORPOR_EBUSY;
+    }
     call->event_buf = event_buf;
     call->event_len = event_len;
     call->conn_buf = conn_buf;
@@ -265,6 +271,7 @@ bk_call_on_reply(struct bk_call *call, nng_msg *msg)
         torpor__backend__reply__free_unpacked(reply, NULL);
         return;
     }
+    bk->host->log(bk->self, TORPOR_LOG_DEBUG, call->object, NULL, "event %llu (%s of conn %llu): applying %zu actions of step %u, attempt %u", (unsigned long long)call->event_id, call->what, (unsigned long long)call->conn_id, reply->n_actions, call->step, call->attempt);
     bk_apply_actions(call, reply);
     torpor__backend__reply__free_unpacked(reply, NULL);
     __atomic_add_fetch(&bk->stats.applied, 1, __ATOMIC_RELAXED);
