@@ -189,10 +189,10 @@ struct torpor_host {
      * (and every read their callbacks started) has completed.  Meanwhile
      * no other event of the object is delivered (the input gate).  Puts and
      * deletes are buffered and committed together, atomically, when the
-     * event ends; messages sent after the first of them are held until the
-     * commit is durable (the output gate), and dropped if it fails, after
-     * which the object's instance is destroyed so that the next event
-     * builds it again from storage.  Reads see the event's own buffered
+     * event ends; messages sent and closes asked for after the first of
+     * them are held, in order, until the commit is durable (the output
+     * gate), and dropped if it fails, after which the object's instance is
+     * destroyed so that the next event builds it again from storage.  Reads see the event's own buffered
      * writes.  Outside an event these calls return TORPOR_ESTATE.
      *
      * storage_get and storage_list complete on the object's loop, never
