@@ -68,6 +68,7 @@ bench-deflate-memory: core/torpord plugins/websocket.la plugins/relay.la
 	$(PYTHON3) '$(abs_top_srcdir)/bench/deflate_memory.py'
 
 .PHONY: bench-deflate-memory
+
 # Keepalive sweep: torpord with thousands of idle connections, keepalive
 # off and on, and its CPU time.  Run only by `make bench-keepalive`; it
 # takes about two minutes and needs 20,000 descriptors.
@@ -80,6 +81,7 @@ bench-keepalive: core/torpord plugins/websocket.la plugins/echo.la
 		--conns 19000 --seconds 30
 
 .PHONY: bench-keepalive
+
 # The memory of idle WebSocket connections, ws and wss, in a hibernating
 # relay room: torpord's RSS before and after a client opens BENCH_CONNS
 # (2000) connections.  Run it on a build without sanitizers.  A Markdown
@@ -95,3 +97,29 @@ bench-tls-memory: core/torpord plugins/websocket.la plugins/relay.la
 	$(SHELL) '$(abs_top_srcdir)/bench/run-tls-memory.sh'
 
 .PHONY: bench-tls-memory
+
+# Round trips through the backend class: torpord, C moderator workers
+# over nng, and a WebSocket client, with 1 and then 4 workers.  Built and
+# run only by `make bench-backend`; configure without --enable-sanitizers
+# for figures.
+if WITH_NNG
+EXTRA_PROGRAMS += bench/torpor-backend-bench
+
+bench_torpor_backend_bench_SOURCES = bench/backend_bench.c \
+	bench/bench_util.c bench/bench_util.h
+
+bench-backend: bench/torpor-backend-bench core/torpord \
+		examples/workers/c/torpor-moderator plugins/websocket.la \
+		plugins/backend.la plugins/file.la
+	TORPORD='$(abs_top_builddir)/core/torpord' \
+	TORPOR_PLUGIN_PATH='$(abs_top_builddir)/plugins/.libs' \
+	BENCH_BINDIR='$(abs_top_builddir)/bench' \
+	BENCH_WORKER='$(abs_top_builddir)/examples/workers/c/torpor-moderator' \
+	$(SHELL) '$(abs_top_srcdir)/bench/run-backend.sh'
+else
+bench-backend:
+	@echo "bench-backend needs nng: configure found none, or --disable-nng" >&2; exit 1
+endif
+
+EXTRA_DIST += bench/run-backend.sh
+.PHONY: bench-backend

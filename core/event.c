@@ -332,7 +332,7 @@ tpr_conn_received(torpor_conn *conn, torpor_msg_kind kind, const void *data,
         .len = len,
     };
 
-    if (conn->state != CONN_OPEN) {
+    if (conn->state != CONN_OPEN || conn->close_held) {
         return;     /* nothing is delivered after a close was asked for */
     }
     conn->object->shard->stats.messages_in++;

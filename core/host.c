@@ -132,4 +132,8 @@ tpr_host_init(struct torpor_host *host)
     host->class_auto_response = tpr_class_auto_response;
     host->object_auto_response = tpr_object_auto_response;
     host->conn_auto_response_ms = tpr_conn_auto_response_ms;
+    host->event_hold = tpr_event_hold;
+    host->event_release = tpr_event_release;
+    host->object_id = tpr_object_id_bytes;
+    host->object_loop = tpr_object_loop;
 }

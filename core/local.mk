@@ -11,7 +11,7 @@ core_libtorpor_core_la_SOURCES = \
 	core/loop.c core/loop.h \
 	core/object.c core/object.h core/object_internal.h \
 	core/event.c core/output.c core/object_storage.c core/hibernate.c \
-	core/alarm.c core/conn_extra.c core/auto_response.c \
+	core/alarm.c core/conn_extra.c core/auto_response.c core/event_hold.c \
 	core/runtime.c core/runtime.h \
 	core/storage.c core/storage.h
 nodist_core_libtorpor_core_la_SOURCES = $(PROTO_C) $(PROTO_H)

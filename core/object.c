@@ -573,6 +573,7 @@ tpr_objects_free(struct tpr_objects *t)
                 obj->queue_head = ev->next;
                 free(ev);
             }
+            tpr_output_drop(obj);   /* held closes refer to connections */
             while (obj->conns != NULL) {
                 torpor_conn *c = obj->conns;
                 obj->conns = c->next;
@@ -581,7 +582,6 @@ tpr_objects_free(struct tpr_objects *t)
             free(obj->parked);
             tpr_alarms_free(obj);
             tpr_auto_table_free(obj->auto_responses);
-            tpr_output_drop(obj);
             tpr_batch_clear(&obj->batch);
             tpr_object_sleep(obj);
             free(obj->log_ids);

@@ -48,6 +48,7 @@ struct torpor_conn {
     bool opened;                /* the class was told of the open */
     bool accepting;             /* in the class's accept: tags may change */
     bool deferred;              /* closed while hibernating; told on wake */
+    bool close_held;            /* its close waits in the output gate */
     bool close_clean;           /* of a deferred close */
     uint16_t close_code;        /* of a deferred close */
 };
@@ -97,12 +98,17 @@ struct obj_batch {
     size_t cap;
 };
 
-/* A message held by the output gate until the event's commit is durable. */
+/*
+ * A message, or a close (then data is the reason), held by the output gate
+ * until the event's commit is durable.
+ */
 struct obj_held {
     struct obj_held *next;
     torpor_conn *conn;          /* the recipient, or NULL for a broadcast */
     const torpor_conn *except;  /* a broadcast's excluded connection */
     uint8_t kind;
+    bool is_close;              /* a close of conn with code */
+    uint16_t code;
     bool has_tag;               /* a broadcast to a tag, after data */
     size_t len;
     size_t tag_len;
@@ -136,7 +142,8 @@ struct torpor_object {
     /* The gate: an event in progress, its reads, its commit. */
     bool in_event;
     bool committing;
-    unsigned reads;
+    unsigned reads;             /* storage reads and class holds */
+    unsigned holds;             /* of reads, the class's holds */
     struct obj_event *parked;   /* waits for the constructor's reads */
     struct obj_batch batch;
     struct obj_held *held_head;

@@ -2,8 +2,8 @@
 # Installs what torpor needs on Debian 12: the build dependencies, and with
 # --test also what the test suite drives (real clients, a headless
 # Chromium, PostgreSQL, clang for the fuzz targets, the openssl command for
-# the TLS tests' certificates, Node's ws and playwright-core from the npm
-# registry).
+# the TLS tests' certificates, Node's ws, playwright-core and protobufjs
+# from the npm registry).
 #
 #   packaging/install-deps.sh          build and run torpord
 #   packaging/install-deps.sh --test   also run `make check`
@@ -61,9 +61,11 @@ fi
 
 if [ "$want_test" = yes ]; then
     top=$(cd "$(dirname "$0")/.." && pwd)
-    # Node's ws client and playwright-core, pinned by the lock file.
+    # Node's ws client and playwright-core, and the Node.js backend
+    # worker's protobufjs, pinned by their lock files.
     if command -v npm >/dev/null 2>&1; then
         (cd "$top/tests/node" && npm ci --no-audit --no-fund --loglevel=error)
+        (cd "$top/examples/workers/node" && npm ci --no-audit --no-fund --loglevel=error)
     else
         echo "install-deps.sh: npm not found after installing it" >&2
         exit 1

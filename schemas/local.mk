@@ -11,3 +11,11 @@ CLEANFILES += $(PROTO_C) $(PROTO_H)
 schemas/torpor/%.pb-c.c schemas/torpor/%.pb-c.h: $(srcdir)/schemas/torpor/%.proto
 	@$(MKDIR_P) schemas/torpor
 	$(AM_V_GEN)$(PROTOC_C) --proto_path=$(srcdir)/schemas --c_out=schemas $<
+
+# The backend class's protocol, built into its plugin and its workers, not
+# into libtorpor.
+BACKEND_PROTO_C = schemas/torpor/backend.pb-c.c
+BACKEND_PROTO_H = schemas/torpor/backend.pb-c.h
+EXTRA_DIST += schemas/torpor/backend.proto
+BUILT_SOURCES += $(BACKEND_PROTO_C) $(BACKEND_PROTO_H)
+CLEANFILES += $(BACKEND_PROTO_C) $(BACKEND_PROTO_H)

@@ -198,12 +198,10 @@ START_TEST(test_loader_refuses_newer_minor)
 }
 END_TEST
 
-/* A descriptor smaller than ABI 1.0's is refused with both sizes. */
+/* A descriptor smaller than the ABI's is refused with both sizes. */
 START_TEST(test_loader_refuses_short_descriptor)
 {
-    char reason[64];
-
-    char abi[32];
+    char reason[64], abi[32];
 
     snprintf(reason, sizeof(reason), "descriptor of 16 bytes, core needs %zu",
              offsetof(struct torpor_plugin, reload));

@@ -104,3 +104,4 @@ include tests/integration/local.mk
 include tests/storage.mk
 include tests/file_store.mk
 include tests/pg_store.mk
+include tests/backend.mk

@@ -202,10 +202,10 @@ struct torpor_host {
      * (and every read their callbacks started) has completed.  Meanwhile
      * no other event of the object is delivered (the input gate).  Puts and
      * deletes are buffered and committed together, atomically, when the
-     * event ends; messages sent after the first of them are held until the
-     * commit is durable (the output gate), and dropped if it fails, after
-     * which the object's instance is destroyed so that the next event
-     * builds it again from storage.  Reads see the event's own buffered
+     * event ends; messages sent and closes asked for after the first of
+     * them are held, in order, until the commit is durable (the output
+     * gate), and dropped if it fails, after which the object's instance is
+     * destroyed so that the next event builds it again from storage.  Reads see the event's own buffered
      * writes.  Outside an event these calls return TORPOR_ESTATE.
      *
      * storage_get and storage_list complete on the object's loop, never
@@ -319,6 +319,40 @@ struct torpor_host {
 
     /* conn_auto_response_ms: wall time of the last auto-response, or 0. */
     uint64_t (*conn_auto_response_ms)(const torpor_conn *conn);
+
+    /* ---- class side: finishing an event elsewhere (ABI 1.1) ---- */
+
+    /*
+     * event_hold keeps the object's current event open after its handler
+     * returns, the way a pending storage read does, for a class that waits
+     * for something outside the core (a worker process, a remote
+     * service): no other event of the object is delivered, its writes are
+     * not committed and it does not hibernate until every hold is
+     * released.  Storage, alarm, send and close calls keep working within
+     * the held event, with the same gates.  Called within an event, on
+     * the object's loop; TORPOR_ESTATE outside one.
+     *
+     * event_release ends one hold, on the object's loop (from another
+     * thread, post a task there with loop_post), never inside the handler
+     * that took it.  result is the event's outcome as its handler would
+     * have returned it: an alarm whose event ends with an error is retried
+     * with backoff.  The core does not log result: the class says why its
+     * event failed.  When the last hold goes the event ends, its writes
+     * commit, and the object may be freed within the call: do not use it
+     * afterwards unless it still has connections or more holds.
+     *
+     * A held event can last as long as the class lets it: the class
+     * bounds the wait (a timeout of its own), because the room's other
+     * events queue meanwhile, up to [core] max_queued_events.
+     */
+    torpor_err (*event_hold)(torpor_object *object);
+    void (*event_release)(torpor_object *object, torpor_err result);
+
+    /* object_id: the object's 128-bit id, as storage and logs know it. */
+    void (*object_id)(const torpor_object *object, uint8_t out[16]);
+
+    /* object_loop: the loop an object and its connections run on. */
+    torpor_loop *(*object_loop)(const torpor_object *object);
 };
 
 #define TORPOR_TAGS_MAX 10

@@ -22,6 +22,8 @@ INTEGRATION_TESTS = \
 	tests/integration/test_slow_consumer.py \
 	tests/integration/test_tls.py \
 	tests/integration/test_tls_config.py \
+	tests/integration/test_hold.py \
+	tests/integration/test_gates.py \
 	tests/node/relay.test.mjs \
 	tests/node/tls.test.mjs \
 	tests/node/deflate.test.mjs \
@@ -34,11 +36,21 @@ INTEGRATION_TESTS += tests/integration/test_migrate.py \
 	tests/integration/test_outage.py
 endif
 
+# The backend class, with the C worker (built by make) and the Node.js
+# worker (after `npm ci --prefix examples/workers/node`).
+if WITH_NNG
+INTEGRATION_TESTS += tests/integration/test_backend.py \
+	tests/integration/test_backend_node.py
+endif
+
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) \
 	tests/integration/harness.py \
 	tests/integration/storage_util.py \
 	tests/integration/tls_util.py \
+	tests/integration/backend_util.py \
+	tests/integration/test_backend.py \
+	tests/integration/test_backend_node.py \
 	tests/integration/test_migrate.py \
 	tests/integration/test_outage.py \
 	tests/integration/local.mk \
@@ -49,4 +61,8 @@ EXTRA_DIST += $(INTEGRATION_TESTS) \
 	tests/out_of_tree/tap.sh \
 	examples/counter/counter.c \
 	examples/counter/Makefile \
-	examples/counter/README.md
+	examples/counter/README.md \
+	examples/workers/node/package.json \
+	examples/workers/node/package-lock.json \
+	examples/workers/node/moderator.mjs \
+	examples/workers/node/sp_rep.mjs
