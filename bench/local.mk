@@ -54,3 +54,18 @@ bench-wake: bench/torpor-wake-bench core/torpord $(BENCH_WAKE_PLUGINS)
 	$(SHELL) '$(abs_top_srcdir)/bench/run-wake.sh'
 
 .PHONY: bench-wake
+
+# torpor-bench, a load generator for room servers, and floor, a relay
+# that does nothing but the system calls.  Both are built by `make check`,
+# whose smoke test (tests/integration/bench_smoke.sh) keeps them working.
+check_PROGRAMS += bench/torpor-bench bench/floor
+
+bench_torpor_bench_SOURCES = bench/tb.h bench/tb_main.c bench/tb_run.c \
+	bench/tb_run.h bench/tb_client.c bench/tb_client.h bench/tb_conn.c \
+	bench/tb_phase.c bench/tb_wire.c bench/tb_wire.h bench/tb_proc.c \
+	bench/tb_proc.h bench/tb_hist.c bench/tb_hist.h bench/bench_util.c \
+	bench/bench_util.h
+bench_torpor_bench_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
+bench_torpor_bench_LDADD = $(LIBEVENT_LIBS)
+
+bench_floor_SOURCES = bench/floor.c bench/bench_util.c bench/bench_util.h

@@ -16,7 +16,8 @@ INTEGRATION_TESTS = \
 	tests/integration/test_caps.py \
 	tests/node/relay.test.mjs \
 	tests/out_of_tree/run.sh \
-	tests/out_of_tree/counter_test.sh
+	tests/out_of_tree/counter_test.sh \
+	tests/integration/bench_smoke.sh
 
 if WITH_POSTGRES
 INTEGRATION_TESTS += tests/integration/test_migrate.py \
