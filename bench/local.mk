@@ -123,3 +123,41 @@ endif
 
 EXTRA_DIST += bench/run-backend.sh
 .PHONY: bench-backend
+
+# torpor against the servers people pick instead (bench/peers/: workerd,
+# a Node ws relay, Socket.IO with Redis) and against the kernel's floor.
+# torpor-bench is the load generator, floor a relay that does nothing but
+# the system calls.  Both are built by `make check` too, whose smoke test
+# (tests/integration/bench_smoke.sh) keeps them working; `make bench`
+# runs the comparison, about 10 minutes at full size (see BENCHMARKS.md).
+check_PROGRAMS += bench/torpor-bench bench/floor
+
+bench_torpor_bench_SOURCES = bench/tb.h bench/tb_main.c bench/tb_run.c \
+	bench/tb_run.h bench/tb_client.c bench/tb_client.h bench/tb_conn.c \
+	bench/tb_phase.c bench/tb_wire.c bench/tb_wire.h bench/tb_proc.c \
+	bench/tb_proc.h bench/tb_hist.c bench/tb_hist.h bench/bench_util.c \
+	bench/bench_util.h
+bench_torpor_bench_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
+bench_torpor_bench_LDADD = $(LIBEVENT_LIBS)
+
+bench_floor_SOURCES = bench/floor.c bench/bench_util.c bench/bench_util.h
+
+EXTRA_DIST += bench/run-peers.sh bench/report-peers.sh bench/plot-peers.gp \
+	bench/peers/install.sh bench/peers/servers.sh \
+	bench/peers/package.json bench/peers/package-lock.json \
+	bench/peers/ws-relay.mjs bench/peers/socketio-relay.mjs \
+	bench/peers/workerd/relay.js bench/peers/workerd/relay.capnp
+
+BENCH_PEERS_PLUGINS = plugins/websocket.la plugins/relay.la
+
+# Writes bench/results/peers.md and its plots into the source tree, to be
+# read with BENCHMARKS.md.  Needs bench/peers/install.sh run once.  The
+# sizes come from BENCH_* variables in the environment (run-peers.sh).
+bench: bench/torpor-bench bench/floor core/torpord $(BENCH_PEERS_PLUGINS)
+	TORPORD='$(abs_top_builddir)/core/torpord' \
+	TORPOR_PLUGIN_PATH='$(abs_top_builddir)/plugins/.libs' \
+	BENCH_BINDIR='$(abs_top_builddir)/bench' \
+	BENCH_SANITIZED='$(SAN_CFLAGS)' \
+	bash '$(abs_top_srcdir)/bench/run-peers.sh'
+
+.PHONY: bench

@@ -7,14 +7,19 @@
 #
 #   packaging/install-deps.sh          build and run torpord
 #   packaging/install-deps.sh --test   also run `make check`
+#   packaging/install-deps.sh --bench  also run `make bench`: the servers
+#                                      torpor is compared with, Redis and
+#                                      gnuplot (bench/peers/install.sh)
 set -eu
 
 want_test=no
+want_bench=no
 for arg in "$@"; do
     case "$arg" in
     --test) want_test=yes ;;
+    --bench) want_bench=yes ;;
     -h|--help)
-        sed -n '2,9s/^# \{0,1\}//p' "$0"
+        sed -n '2,12s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     *)
@@ -70,4 +75,8 @@ if [ "$want_test" = yes ]; then
         echo "install-deps.sh: npm not found after installing it" >&2
         exit 1
     fi
+fi
+
+if [ "$want_bench" = yes ]; then
+    "$(cd "$(dirname "$0")/.." && pwd)/bench/peers/install.sh"
 fi

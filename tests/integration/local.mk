@@ -29,7 +29,8 @@ INTEGRATION_TESTS = \
 	tests/node/deflate.test.mjs \
 	tests/node/browser.test.mjs \
 	tests/out_of_tree/run.sh \
-	tests/out_of_tree/counter_test.sh
+	tests/out_of_tree/counter_test.sh \
+	tests/integration/bench_smoke.sh
 
 if WITH_POSTGRES
 INTEGRATION_TESTS += tests/integration/test_migrate.py \
