@@ -100,6 +100,8 @@ tests_tools_storage_tool_LDADD = core/libtorpor-core.la
 
 include tests/fixtures/local.mk
 include tests/integration/local.mk
+include tests/conformance/local.mk
+include tests/fuzz/local.mk
 
 include tests/storage.mk
 include tests/file_store.mk

@@ -394,6 +394,13 @@ ws_read_append(struct ws_conn *c, struct ws_busy *b, const uint8_t *data,
 {
     size_t need = b->msg_len + n;
 
+    /*
+     * A header read without its payload: b->msg may still be NULL, and
+     * memcpy to NULL is undefined even for 0 bytes.
+     */
+    if (n == 0) {
+        return true;
+    }
     if (need > b->msg_cap) {
         uint64_t at_end = b->msg_len + (b->fh.payload_len - b->frame_done);
         size_t cap = b->msg_cap * 2;
