@@ -25,6 +25,8 @@ plugins_websocket_la_SOURCES = \
 	plugins/websocket/ws_handshake.h \
 	plugins/websocket/ws_deflate.h \
 	plugins/websocket/ws_deflate.c \
+	plugins/websocket/ws_inflate.c \
+	plugins/websocket/ws_inflate.h \
 	plugins/websocket/ws_deflate_send.c \
 	plugins/websocket/ws_deflate_streams.h \
 	plugins/websocket/ws_deflate_config.c \

@@ -25,6 +25,8 @@
 
 #include <torpor/torpor.h>
 
+#include "ws_inflate.h"
+
 /*
  * Window sizes (log2 of bytes) the server compresses with.  zlib makes no
  * raw DEFLATE stream with a 256-byte window, so an offer that limits the
@@ -153,13 +155,6 @@ void ws_deflate_conn_set(struct ws_conn *c, const struct ws_deflate_params *p);
 /* ws_deflate_conn_params reads back what ws_deflate_conn_set recorded. */
 void ws_deflate_conn_params(const struct ws_conn *c,
                             struct ws_deflate_params *p);
-
-/* A decompressed message; data is either scratch or heap (then owned). */
-struct ws_inflated {
-    const uint8_t *data;
-    size_t len;
-    uint8_t *heap; /* to free with ws_deflate_inflated_free, or NULL */
-};
 
 /*
  * ws_deflate_inflate decompresses the payload of one whole message from c,

@@ -31,9 +31,6 @@
 
 #define WS_DEFLATE_N_BITS (WS_DEFLATE_BITS_MAX - WS_DEFLATE_SERVER_BITS_MIN + 1)
 
-/* What RFC 7692 7.2.1 strips from the end of every compressed message. */
-extern const uint8_t ws_deflate_tail[4];
-
 /* One thread's shared streams, used by one message at a time. */
 struct ws_zthread {
     struct ws_zthread *next; /* in ws_deflate_threads.all, under lock */

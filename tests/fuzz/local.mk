@@ -7,14 +7,12 @@
 # and TOP_BUILDDIR.
 #
 # A target is a fuzz_NAME.c here, a NAME.fuzz test, a seeds/NAME folder and
-# a line in each list below.  The next one goes here: the inflate path of
-# permessage-deflate (fuzz_inflate.c on ws_deflate*.c, linked with
-# $(ZLIB_LIBS)), with seeds of deflate streams.
-FUZZ_NAMES = frame handshake utf8
+# a line in each list below.
+FUZZ_NAMES = frame handshake utf8 inflate
 FUZZ_TARGETS = tests/fuzz/fuzz_frame tests/fuzz/fuzz_handshake \
-	tests/fuzz/fuzz_utf8
+	tests/fuzz/fuzz_utf8 tests/fuzz/fuzz_inflate
 FUZZ_TESTS = tests/fuzz/frame.fuzz tests/fuzz/handshake.fuzz \
-	tests/fuzz/utf8.fuzz
+	tests/fuzz/utf8.fuzz tests/fuzz/inflate.fuzz
 
 TEST_EXTENSIONS += .fuzz
 FUZZ_LOG_DRIVER = $(TAP_DRIVER)
@@ -52,10 +50,19 @@ tests/fuzz/fuzz_utf8: $(srcdir)/tests/fuzz/fuzz_utf8.c \
 		$(srcdir)/tests/fuzz/fuzz_utf8.c \
 		$(srcdir)/plugins/websocket/ws_utf8.c
 
+tests/fuzz/fuzz_inflate: $(srcdir)/tests/fuzz/fuzz_inflate.c \
+		$(srcdir)/plugins/websocket/ws_inflate.c \
+		$(srcdir)/plugins/websocket/ws_inflate.h $(FUZZ_COMMON)
+	@$(MKDIR_P) tests/fuzz
+	$(AM_V_CCLD)$(FUZZ_CC) $(FUZZ_CFLAGS) $(ZLIB_CFLAGS) -o $@ \
+		$(srcdir)/tests/fuzz/fuzz_inflate.c \
+		$(srcdir)/plugins/websocket/ws_inflate.c $(ZLIB_LIBS)
+
 # Each test needs its target; the tests stay in TESTS either way.
 tests/fuzz/frame.log: tests/fuzz/fuzz_frame
 tests/fuzz/handshake.log: tests/fuzz/fuzz_handshake
 tests/fuzz/utf8.log: tests/fuzz/fuzz_utf8
+tests/fuzz/inflate.log: tests/fuzz/fuzz_inflate
 
 fuzz: $(FUZZ_TARGETS)
 	@failed=0; for name in $(FUZZ_NAMES); do \
@@ -81,4 +88,5 @@ CLEANFILES += $(FUZZ_TARGETS) tests/fuzz/fuzz_*.log
 EXTRA_DIST += $(FUZZ_TESTS) tests/fuzz/local.mk tests/fuzz/run.sh \
 	tests/fuzz/fuzz_check.h tests/fuzz/fuzz_frame.c \
 	tests/fuzz/fuzz_handshake.c tests/fuzz/fuzz_utf8.c \
+	tests/fuzz/fuzz_inflate.c \
 	tests/fuzz/seeds tests/fuzz/regressions
