@@ -179,18 +179,25 @@ END_TEST
 START_TEST(test_loader_refuses_short_descriptor)
 {
     char reason[64];
+    char abi[32];
 
     snprintf(reason, sizeof(reason), "descriptor of 16 bytes, core needs %zu",
              sizeof(struct torpor_plugin));
-    assert_refusal("short_size", TORPOR_EABI, reason, "plugin ABI 1.0");
+    snprintf(abi, sizeof(abi), "plugin ABI %d.%d", TORPOR_ABI_MAJOR,
+             TORPOR_ABI_MINOR);
+    assert_refusal("short_size", TORPOR_EABI, reason, abi);
 }
 END_TEST
 
 /* A mandatory hook left NULL is refused by name. */
 START_TEST(test_loader_refuses_missing_hook)
 {
+    char abi[32];
+
+    snprintf(abi, sizeof(abi), "plugin ABI %d.%d", TORPOR_ABI_MAJOR,
+             TORPOR_ABI_MINOR);
     assert_refusal("no_create", TORPOR_EABI,
-                   "mandatory hook \"create\" is NULL", "plugin ABI 1.0");
+                   "mandatory hook \"create\" is NULL", abi);
 }
 END_TEST
 

@@ -22,6 +22,7 @@
 #include <torpor/transport.h>
 #include <torpor/class.h>
 #include <torpor/storage.h>
+#include <torpor/room.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,7 +32,7 @@ extern "C" {
 #define TORPOR_PLUGIN_MAGIC 0x74707231u
 
 #define TORPOR_ABI_MAJOR 1
-#define TORPOR_ABI_MINOR 0
+#define TORPOR_ABI_MINOR 1
 
 /* The name of the one symbol a plugin exports. */
 #define TORPOR_PLUGIN_ENTRY_SYMBOL "torpor_plugin_entry"
