@@ -6,3 +6,4 @@ include plugins/echo/local.mk
 include plugins/chat/local.mk
 include plugins/file/local.mk
 include plugins/postgres/local.mk
+include plugins/nng/local.mk

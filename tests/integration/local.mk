@@ -23,12 +23,19 @@ INTEGRATION_TESTS += tests/integration/test_migrate.py \
 	tests/integration/test_outage.py
 endif
 
+# The nng transport, driven by nngcat (nng-utils) and hand-encoded requests.
+if WITH_NNG
+INTEGRATION_TESTS += tests/integration/test_nng.py
+endif
+
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) \
 	tests/integration/harness.py \
 	tests/integration/storage_util.py \
 	tests/integration/test_migrate.py \
 	tests/integration/test_outage.py \
+	tests/integration/test_nng.py \
+	tests/integration/nng_wire.py \
 	tests/integration/local.mk \
 	tests/node/package.json \
 	tests/node/package-lock.json \
