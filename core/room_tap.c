@@ -7,6 +7,8 @@
  * anything.  Taps are few (TPR_TAPS_MAX) and change rarely, when a
  * plugin's first subscriber arrives or its last one leaves, so setting one
  * takes a lock and running them takes none.
+ *
+ * Missing: error events; a tap hears of a connection that dropped only through its close, with clean false.
  */
 #include "build-config.h"
 

@@ -14,6 +14,8 @@
  * nothing for the stream when nobody listens.  It runs on the room's
  * loop; nng's pub sockets never block, and drop what a slow subscriber
  * cannot take, so no room ever waits for a subscriber.
+ *
+ * Missing: filtering on the sending side; nng's pub sends every event to every subscriber, whatever prefixes it follows.
  */
 #include "nngt.h"
 

@@ -10,6 +10,8 @@
  * sent, and stops receiving while NNGT_PULL_INFLIGHT of them are in
  * flight, so that a fast pusher is slowed by nng's queues and TCP instead
  * of filling memory.  A pub address only counts its subscribers.
+ *
+ * Missing: authentication and encryption on nng addresses; whoever can connect may use every operation an address allows.
  */
 #include "nngt.h"
 

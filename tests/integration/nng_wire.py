@@ -348,37 +348,72 @@ def call(url, payload, timeout=IO_TIMEOUT_S):
     return Reply(ask(url, payload, timeout))
 
 
-class Pusher:
-    """A PUSH peer written from nng's SP-over-TCP mapping, because order
-    holds only within one connection and nngcat sends one message per
-    process: an 8-byte greeting each way (0, "S", "P", 0, the protocol
-    number as 16 bits, 0, 0; PUSH is 0x50, PULL 0x51), then each message
-    as a 64-bit big-endian length and the bytes."""
+class SPPeer:
+    """An SP peer over TCP, written from the wire description in
+    docs/nng-protocol.md: an 8-byte greeting each way (0, "S", "P", 0, the
+    protocol number as 16 bits big-endian, 0, 0), then each message as a
+    64-bit big-endian length and its bytes."""
 
-    PUSH, PULL = 0x50, 0x51
+    REQ, REP, PUSH, PULL = 0x30, 0x31, 0x50, 0x51
 
-    def __init__(self, url):
+    def __init__(self, url, mine, theirs):
         m = re.fullmatch(r"tcp://([\d.]+):(\d+)", url)
         if m is None:
-            raise TestFailure("Pusher needs a tcp:// address, got %r" % url)
+            raise TestFailure("SPPeer needs a tcp:// address, got %r" % url)
         self.sock = socket.create_connection((m.group(1), int(m.group(2))),
                                              timeout=IO_TIMEOUT_S)
-        self.sock.sendall(b"\0SP\0" + struct.pack("!H", self.PUSH) + b"\0\0")
-        greeting = b""
-        while len(greeting) < 8:
-            chunk = self.sock.recv(8 - len(greeting))
-            if not chunk:
-                raise TestFailure("the PULL side closed during the greeting")
-            greeting += chunk
-        want = b"\0SP\0" + struct.pack("!H", self.PULL) + b"\0\0"
+        self.sock.sendall(b"\0SP\0" + struct.pack("!H", mine) + b"\0\0")
+        want = b"\0SP\0" + struct.pack("!H", theirs) + b"\0\0"
+        greeting = self._read(8)
         if greeting != want:
             raise TestFailure("SP greeting %r, expected %r" % (greeting, want))
+
+    def _read(self, n):
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            if not chunk:
+                raise TestFailure("the peer closed after %d of %d bytes"
+                                  % (len(data), n))
+            data += chunk
+        return data
 
     def send(self, payload):
         self.sock.sendall(struct.pack("!Q", len(payload)) + payload)
 
+    def recv(self):
+        n = struct.unpack("!Q", self._read(8))[0]
+        return self._read(n)
+
     def close(self):
         self.sock.close()
+
+
+class Pusher(SPPeer):
+    """A PUSH peer, because order holds only within one connection and
+    nngcat sends one message per process."""
+
+    def __init__(self, url):
+        SPPeer.__init__(self, url, SPPeer.PUSH, SPPeer.PULL)
+
+
+class Requester(SPPeer):
+    """A REQ peer: each request goes out behind a 32-bit request id with
+    its top bit set, and the reply comes back behind the same id."""
+
+    def __init__(self, url):
+        SPPeer.__init__(self, url, SPPeer.REQ, SPPeer.REP)
+        self.next_id = 0x80000001
+
+    def call(self, payload):
+        rid = struct.pack("!I", self.next_id)
+        self.next_id += 1
+        self.send(rid + payload)
+        reply = self.recv()
+        if reply[:4] != rid:
+            raise TestFailure("reply behind id %r, expected %r"
+                              % (reply[:4], rid))
+        return Reply(reply[4:])
 
 
 class Subscriber:

@@ -450,6 +450,24 @@ async def unknown_fields_are_ignored(d):
     await harness.close_all(a)
 
 
+async def raw_sp_client(d):
+    """A client built from the protocol description alone: SP over TCP by
+    hand, protobuf by hand, one connection for several requests."""
+    room = harness.unique()
+    a = await connect(d, "/relay/" + room)
+    req = w.Requester(ops(d))
+    for i in range(3):
+        check_ok(req.call(w.publish(relay(room), w.message("raw %d" % i))),
+                 "raw publish %d" % i)
+        check_eq(await recv(a), "raw %d" % i, "raw publish %d arrived" % i)
+    reply = req.call(w.list_connections(relay(room)))
+    check_eq(len(reply.connections()), 1, "one connection listed")
+    check_status(req.call(b"\x0a"), "BAD_REQUEST", "malformed request",
+                 "a raw malformed request")
+    req.close()
+    await harness.close_all(a)
+
+
 # ---- push, hibernation ----
 
 async def push_is_fire_and_forget_in_order(d):
@@ -557,6 +575,8 @@ TESTS = [
      " each get a clear reply; the room is unaffected",
      bad_requests_get_clear_replies),
     ("versioning: unknown fields are ignored", unknown_fields_are_ignored),
+    ("a raw SP/TCP client written from the protocol description works",
+     raw_sp_client),
     ("pull: pushed messages arrive in order; bad pushes are logged",
      push_is_fire_and_forget_in_order),
     ("publish wakes a hibernating room", publish_wakes_a_hibernating_room),
