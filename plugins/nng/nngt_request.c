@@ -133,10 +133,26 @@ nngt_call_failed(struct nngt_req *r, torpor_err err,
     }
 }
 
+/*
+ * nngt_dispatched ends the handling of a request on nng's thread: the
+ * host call took it, or it was answered.  It must not touch the request,
+ * which the room's loop may have answered and freed already.
+ */
+static void
+nngt_dispatched(const struct nngt_listener *l, const char *op, torpor_err err)
+{
+    const struct nngt_state *nt = l->nt;
+
+    if (err == TORPOR_OK && nt->host->log_enabled(nt->self, TORPOR_LOG_DEBUG)) {
+        NNGT_LOG(nt, TORPOR_LOG_DEBUG, "%s request on %s handed to its room", op, l->addr->key);
+    }
+}
+
 static void
 nngt_publish(struct nngt_req *r)
 {
-    const struct nngt_state *nt = r->listener->nt;
+    const struct nngt_listener *l = r->listener;
+    const struct nngt_state *nt = l->nt;
     const Torpor__Nng__Publish *p = r->in->publish;
     torpor_room_ref ref;
     torpor_room_msg m;
@@ -150,12 +166,14 @@ nngt_publish(struct nngt_req *r)
     if (err != TORPOR_OK) {
         nngt_call_failed(r, err, &ref);
     }
+    nngt_dispatched(l, "publish", err);
 }
 
 static void
 nngt_deliver(struct nngt_req *r)
 {
-    const struct nngt_state *nt = r->listener->nt;
+    const struct nngt_listener *l = r->listener;
+    const struct nngt_state *nt = l->nt;
     const Torpor__Nng__Deliver *d = r->in->deliver;
     torpor_room_ref ref;
     torpor_room_msg m;
@@ -172,12 +190,14 @@ nngt_deliver(struct nngt_req *r)
     if (err != TORPOR_OK) {
         nngt_call_failed(r, err, &ref);
     }
+    nngt_dispatched(l, "deliver", err);
 }
 
 static void
 nngt_list_connections(struct nngt_req *r)
 {
-    const struct nngt_state *nt = r->listener->nt;
+    const struct nngt_listener *l = r->listener;
+    const struct nngt_state *nt = l->nt;
     const Torpor__Nng__ListConnections *lc = r->in->list_connections;
     torpor_room_ref ref;
 
@@ -191,12 +211,14 @@ nngt_list_connections(struct nngt_req *r)
     if (err != TORPOR_OK) {
         nngt_call_failed(r, err, &ref);
     }
+    nngt_dispatched(l, "list_connections", err);
 }
 
 static void
 nngt_storage_get(struct nngt_req *r)
 {
-    const struct nngt_state *nt = r->listener->nt;
+    const struct nngt_listener *l = r->listener;
+    const struct nngt_state *nt = l->nt;
     const Torpor__Nng__StorageGet *g = r->in->storage_get;
     torpor_room_ref ref;
 
@@ -222,33 +244,37 @@ nngt_storage_get(struct nngt_req *r)
     if (err != TORPOR_OK) {
         nngt_call_failed(r, err, &ref);
     }
+    nngt_dispatched(l, "storage_get", err);
 }
 
 static void
 nngt_storage_list(struct nngt_req *r)
 {
-    const struct nngt_state *nt = r->listener->nt;
-    const Torpor__Nng__StorageList *l = r->in->storage_list;
+    const struct nngt_listener *l = r->listener;
+    const struct nngt_state *nt = l->nt;
+    const Torpor__Nng__StorageList *sl = r->in->storage_list;
     torpor_room_ref ref;
 
-    if (!nngt_room(r, l->room, "storage_list.room", &ref)) {
+    if (!nngt_room(r, sl->room, "storage_list.room", &ref)) {
         return;
     }
     torpor_range range = {
-        .prefix = nngt_bytes(l->prefix.data, l->prefix.len),
-        .start = nngt_bytes(l->start.data, l->start.len),
-        .end = nngt_bytes(l->end.data, l->end.len),
-        .has_start = l->start.len > 0,
-        .has_end = l->end.len > 0,
-        .reverse = l->reverse,
-        .limit = l->limit == 0 || l->limit > NNGT_ROWS_MAX ? NNGT_ROWS_MAX
-                                                           : l->limit,
+        .prefix = nngt_bytes(sl->prefix.data, sl->prefix.len),
+        .start = nngt_bytes(sl->start.data, sl->start.len),
+        .end = nngt_bytes(sl->end.data, sl->end.len),
+        .has_start = sl->start.len > 0,
+        .has_end = sl->end.len > 0,
+        .reverse = sl->reverse,
+        .limit = sl->limit == 0 || sl->limit > NNGT_ROWS_MAX
+                     ? NNGT_ROWS_MAX
+                     : sl->limit,
     };
     torpor_err err = nt->host->room_storage_list(nt->self, &ref, &range,
                                                  nngt_on_rows, r);
     if (err != TORPOR_OK) {
         nngt_call_failed(r, err, &ref);
     }
+    nngt_dispatched(l, "storage_list", err);
 }
 
 /* nngt_unknown_op: the lowest unknown field from 10 up, or 0. */

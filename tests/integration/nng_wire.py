@@ -318,29 +318,46 @@ def _hex_line(line):
                                                  text[1:-1]))
 
 
+class Asking:
+    """One request in flight through its own nngcat --req process."""
+
+    def __init__(self, url, payload, timeout=IO_TIMEOUT_S):
+        self.url = url
+        self.timeout = timeout
+        self.path = os.path.join(_scratch, "req-%s.bin" % os.urandom(4).hex())
+        with open(self.path, "wb") as f:
+            f.write(payload)
+        self.proc = subprocess.Popen(
+            [nngcat_path(), "--req", "--dial", url, "--file", self.path,
+             "--hex", "--recv-timeout", str(int(timeout))],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
+
+    def raw(self):
+        """Wait for the reply; its bytes."""
+        try:
+            out, err = self.proc.communicate(timeout=self.timeout + 5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate(timeout=10)
+            raise TestFailure("nngcat --req %s did not finish within %.0f s"
+                              % (self.url, self.timeout + 5)) from None
+        finally:
+            os.unlink(self.path)
+        lines = out.decode(errors="replace").splitlines()
+        if self.proc.returncode != 0 or not lines:
+            raise TestFailure("nngcat --req %s exited %d with no reply; "
+                              "stderr: %s" % (self.url, self.proc.returncode,
+                                              err.decode(errors="replace")))
+        return _hex_line(lines[0])
+
+    def reply(self):
+        return Reply(self.raw())
+
+
 def ask(url, payload, timeout=IO_TIMEOUT_S):
     """Send one request with nngcat --req; return the raw reply bytes."""
-    path = os.path.join(_scratch, "req-%s.bin" % os.urandom(4).hex())
-    with open(path, "wb") as f:
-        f.write(payload)
-    try:
-        proc = subprocess.run(
-            [nngcat_path(), "--req", "--dial", url, "--file", path, "--hex",
-             "--recv-timeout", str(int(timeout))],
-            stdin=subprocess.DEVNULL, capture_output=True,
-            timeout=timeout + 5)
-    except subprocess.TimeoutExpired:
-        raise TestFailure("nngcat --req %s did not finish within %.0f s"
-                          % (url, timeout + 5)) from None
-    finally:
-        os.unlink(path)
-    lines = proc.stdout.decode(errors="replace").splitlines()
-    if proc.returncode != 0 or not lines:
-        raise TestFailure("nngcat --req %s exited %d with no reply; "
-                          "stderr: %s" % (url, proc.returncode,
-                                          proc.stderr.decode(
-                                              errors="replace")))
-    return _hex_line(lines[0])
+    return Asking(url, payload, timeout).raw()
 
 
 def call(url, payload, timeout=IO_TIMEOUT_S):

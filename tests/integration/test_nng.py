@@ -522,6 +522,102 @@ async def publish_wakes_a_hibernating_room(d):
     await harness.close_all(a, b)
 
 
+# ---- a room that is busy or overruns: the probe class ----
+
+PROBE_CONFIG = """\
+[core]
+log_level = debug
+plugins = websocket, probe, nng
+loops = 1
+max_queued_events = 2
+handler_timeout_ms = %d
+
+[transport.websocket]
+listen = 127.0.0.1:0
+
+[transport.nng]
+listen.ops = rep tcp://127.0.0.1:0 publish
+listen.events = pub tcp://127.0.0.1:0
+
+[route.probe]
+class = probe
+"""
+
+
+def probe(name):
+    return w.room(name, route="probe")
+
+
+async def full_queue_is_overloaded(_):
+    """While a room commits, two publishes wait in its queue
+    (max_queued_events = 2) and the others are turned away as OVERLOADED.
+    The probe's "hold" writes and then keeps the loop until a file
+    exists; the publishes are released only once all four are handed to
+    the loop, so what is queued and what is refused does not depend on
+    timing."""
+    d = harness.fixture_daemon(PROBE_CONFIG % 60000)
+    try:
+        u = w.listen_urls(d.log())
+        room = harness.unique()
+        flag = os.path.join(harness.SCRATCH, "hold-" + os.urandom(4).hex())
+        sub = w.Subscriber(u["listen.events"], w.topic("probe", room))
+        deadline = time.monotonic() + harness.IO_TIMEOUT_S
+        while sub.poll(0.3) is None:
+            check(time.monotonic() < deadline, "the subscriber saw nothing")
+            check_eq(w.call(u["listen.ops"], w.publish(
+                probe(room), w.message("name"))).replies(),
+                ["name " + room], "probe's answer to the backend")
+        holder = w.Asking(u["listen.ops"],
+                          w.publish(probe(room), w.message("hold " + flag)))
+        ev = sub.next()
+        while ev.type != "message" or ev.data != "hold " + flag:
+            ev = sub.next()
+        mark = len(d.log())
+        others = [w.Asking(u["listen.ops"],
+                           w.publish(probe(room), w.message("instance")))
+                  for _ in range(4)]
+        while d.log()[mark:].count("publish request on listen.ops handed "
+                                   "to its room") < 4:
+            check(time.monotonic() < deadline + 30,
+                  "the four publishes were not handed to the room:\n"
+                  + d.log()[mark:])
+            await asyncio.sleep(0.02)
+        open(flag, "w").close()
+        held = holder.reply()
+        check_ok(held, "the holding publish")
+        check_eq(held.replies(), ["held"], "probe's answer")
+        replies = [a.reply() for a in others]
+        check_eq(sorted(r.status for r in replies),
+                 ["OK", "OK", "OVERLOADED", "OVERLOADED"],
+                 "two wait in the queue, two are refused: %r" % replies)
+        for r in replies:
+            if r.status == "OVERLOADED":
+                check("max_queued_events" in r.message,
+                      "the refusal names the limit: %r" % r.message)
+            else:
+                check_eq(len(r.replies()), 1, "a queued one ran")
+        sub.close()
+    finally:
+        harness.stop_clean(d)
+
+
+async def overrun_handler_fails(_):
+    d = harness.fixture_daemon(PROBE_CONFIG % 100)
+    try:
+        u = w.listen_urls(d.log())
+        room = harness.unique()
+        reply = w.call(u["listen.ops"],
+                       w.publish(probe(room), w.message("spin 300")))
+        check_status(reply, "HANDLER_FAILED",
+                     "ran past [core] handler_timeout_ms", "a runaway handler")
+        reply = w.call(u["listen.ops"],
+                       w.publish(probe(room), w.message("myid")))
+        check_ok(reply, "the room after the reset")
+        check_eq(reply.replies(), ["id 0"], "a backend's sender has id 0")
+    finally:
+        harness.stop_clean(d)
+
+
 # ---- configuration ----
 
 async def check_config_reports_bad_lines(_):
@@ -582,6 +678,10 @@ TESTS = [
     ("publish wakes a hibernating room", publish_wakes_a_hibernating_room),
     ("--check-config names the line of each bad [transport.nng] key",
      check_config_reports_bad_lines),
+    ("a room's full queue turns publishes away as OVERLOADED",
+     full_queue_is_overloaded),
+    ("a handler past handler_timeout_ms: HANDLER_FAILED; the room goes on",
+     overrun_handler_fails),
 ]
 
 
