@@ -437,6 +437,26 @@ async def bad_requests_get_clear_replies(d):
     await harness.close_all(a, b)
 
 
+async def oversized_request_drops_its_connection(d):
+    """nng itself drops a request over max_message_bytes + 64 KiB, and the
+    connection that sent it; other connections go on."""
+    room = harness.unique()
+    a = await connect(d, "/relay/" + room)
+    big = w.Requester(ops(d))
+    try:
+        big.call(w.publish(relay(room), w.message(b"x" * 200000)))
+        raise harness.TestFailure("a 200000-byte request got a reply")
+    except harness.TestFailure as exc:
+        check("the peer closed" in str(exc), "unexpected failure: %s" % exc)
+    big.close()
+    small = w.Requester(ops(d))
+    check_ok(small.call(w.publish(relay(room), w.message("small"))),
+             "a request on another connection")
+    check_eq(await recv(a), "small", "only the small message arrived")
+    small.close()
+    await harness.close_all(a)
+
+
 async def unknown_fields_are_ignored(d):
     room = harness.unique()
     a = await connect(d, "/relay/" + room)
@@ -670,6 +690,8 @@ TESTS = [
     ("bad requests: malformed, unknown operation, wrong version, bad fields"
      " each get a clear reply; the room is unaffected",
      bad_requests_get_clear_replies),
+    ("an oversized request loses its connection, nothing else",
+     oversized_request_drops_its_connection),
     ("versioning: unknown fields are ignored", unknown_fields_are_ignored),
     ("a raw SP/TCP client written from the protocol description works",
      raw_sp_client),
