@@ -339,7 +339,9 @@ struct torpor_host {
      * again later), TORPOR_EIO (its writes could not be committed and
      * were dropped with what they held), TORPOR_ELIMIT (the handler ran
      * past handler_timeout_ms and the room was reset), TORPOR_ECLOSED
-     * (shutting down before it ran).  self must be a transport.
+     * (shutting down before it ran), or the error of the class's
+     * constructor, which could not wake the room.  self must be a
+     * transport (TORPOR_ESTATE at once otherwise).
      */
     torpor_err (*room_publish)(torpor_plugin_ctx *self,
                                const torpor_room_ref *ref,
