@@ -13,8 +13,9 @@
  * publishing binary messages of B bytes (64 by default) that start with
  * their sequence number and send time:
  *
- *   req1   REQ/REP, one request at a time, min(N, 2000) messages: the
- *          latency of an unloaded room, and of the acknowledgement;
+ *   req1   REQ/REP, one request at a time, min(N, 2000) messages, each
+ *          sent once the previous one reached every client: the latency
+ *          of an unloaded room, and of the acknowledgement;
  *   reqW   REQ/REP with W requests in flight (16 by default), N messages;
  *   push   PUSH/PULL, fire and forget, as fast as torpord takes them
  *          (nng pushes back), N messages (20000 by default): the rate
@@ -79,6 +80,10 @@ struct nb_phase {
     uint64_t count;
     uint64_t next;              /* __atomic: the next to send, from 0 */
     uint64_t *ack;              /* round trips, by index; REQ only */
+    struct nb_room *settle;     /* wait for every delivery before the
+                                   next send; NULL: do not */
+    uint64_t settle_clients;
+    uint64_t deadline_ns;
     bool failed;                /* __atomic */
 };
 
@@ -192,6 +197,12 @@ nb_req_sender(void *arg)
             torpor__nng__reply__free_unpacked(r, NULL);
         }
         nng_msg_free(reply);
+        uint64_t want = (ph->first_seq + i + 1) * ph->settle_clients;
+        if (ph->settle != NULL
+            && !nb_room_wait(ph->settle, want, ph->deadline_ns)) {
+            __atomic_store_n(&ph->failed, true, __ATOMIC_RELEASE);
+            break;
+        }
     }
     nng_aio_free(aio);
     nng_ctx_close(ctx);
@@ -269,11 +280,18 @@ nb_run_phase(const char *name, const struct nb_args *args,
 {
     struct nb_phase ph = {
         .args = args, .sock = sock, .first_seq = first_seq, .count = count,
+        .deadline_ns = deadline_ns,
     };
     pthread_t threads[NB_WINDOW_MAX];
     unsigned started = 0;
     bool ok = true;
 
+    if (window == 1) {
+        /* One at a time, delivered everywhere before the next: no queue
+         * anywhere, in torpord or in the bench's reader. */
+        ph.settle = room;
+        ph.settle_clients = room->nclients;
+    }
     if (window > 0) {
         ph.ack = calloc(count, sizeof(*ph.ack));
         if (ph.ack == NULL) {

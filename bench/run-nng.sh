@@ -120,7 +120,7 @@ while read -r line; do
     [ -n "$line" ] || continue
     phase=$(field phase "$line")
     case $phase in
-    req1) label="REQ/REP, 1 in flight" ;;
+    req1) label="REQ/REP, 1 at a time, unloaded" ;;
     reqW) label="REQ/REP, $WINDOW in flight" ;;
     push) label="PUSH/PULL, flood" ;;
     paced) label="PUSH/PULL, half the flood's rate" ;;
