@@ -77,8 +77,12 @@ nngt_on_room_event(void *arg, const torpor_room_event *rev)
     if (__atomic_load_n(&nt->stopping, __ATOMIC_ACQUIRE)) {
         return;
     }
+    /* Room names are at most 256 bytes: the heap only for a long class. */
+    char topic_buf[1024];
     size_t class_len = strlen(rev->class_name);
-    char *topic = malloc(3 * (class_len + rev->name.len) + 2);
+    size_t topic_max = 3 * (class_len + rev->name.len) + 2;
+    char *topic = topic_max <= sizeof(topic_buf) ? topic_buf
+                                                 : malloc(topic_max);
     if (topic == NULL) {
         return;
     }
@@ -130,8 +134,7 @@ nngt_on_room_event(void *arg, const torpor_room_event *rev)
         alarm_name = strndup(rev->data.data != NULL ? rev->data.data : "",
                              rev->data.len);
         if (alarm_name == NULL) {
-            free(topic);
-            return;
+            break;
         }
         alarm.name = alarm_name;
         alarm.retry = rev->retry;
@@ -139,12 +142,15 @@ nngt_on_room_event(void *arg, const torpor_room_event *rev)
         ev.alarm = &alarm;
         break;
     default:
-        free(topic);
-        return;     /* a kind of event this plugin does not know yet */
+        break;      /* a kind of event this plugin does not know yet */
     }
-    nngt_publish_event(nt, topic, topic_len, &ev);
+    if (ev.body_case != TORPOR__EVENT__BODY__NOT_SET) {
+        nngt_publish_event(nt, topic, topic_len, &ev);
+    }
     free(alarm_name);
-    free(topic);
+    if (topic != topic_buf) {
+        free(topic);
+    }
 }
 
 void

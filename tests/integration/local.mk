@@ -25,7 +25,8 @@ endif
 
 # The nng transport, driven by nngcat (nng-utils) and hand-encoded requests.
 if WITH_NNG
-INTEGRATION_TESTS += tests/integration/test_nng.py
+INTEGRATION_TESTS += tests/integration/test_nng.py \
+	tests/integration/test_nng_limits.py
 endif
 
 TESTS += $(INTEGRATION_TESTS)
@@ -35,6 +36,7 @@ EXTRA_DIST += $(INTEGRATION_TESTS) \
 	tests/integration/test_migrate.py \
 	tests/integration/test_outage.py \
 	tests/integration/test_nng.py \
+	tests/integration/test_nng_limits.py \
 	tests/integration/nng_wire.py \
 	tests/integration/local.mk \
 	tests/node/package.json \

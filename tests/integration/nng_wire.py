@@ -299,6 +299,9 @@ class Event:
             self.clean = bool(one(c, 3, 0))
         elif 14 in f:
             self.type = "alarm"
+            a = decode(one(f, 14))
+            self.alarm = one(a, 1, b"").decode("utf-8")
+            self.retry = one(a, 2, 0)
 
     def __repr__(self):
         return "Event(%s %r conn=%d)" % (self.type, self.topic, self.conn_id)

@@ -10,7 +10,8 @@ inspection lists connections with tags; a chat room's history is read
 from storage; an address refuses what it does not allow; malformed,
 unknown and unsupported requests get clear replies and leave the room as
 it was; a published message wakes a hibernating room; pushed messages
-arrive in order without replies.
+arrive in order without replies.  test_nng_limits.py has the limits:
+oversized requests, a full room queue, a runaway handler, bad config.
 """
 
 import asyncio
@@ -437,26 +438,6 @@ async def bad_requests_get_clear_replies(d):
     await harness.close_all(a, b)
 
 
-async def oversized_request_drops_its_connection(d):
-    """nng itself drops a request over max_message_bytes + 64 KiB, and the
-    connection that sent it; other connections go on."""
-    room = harness.unique()
-    a = await connect(d, "/relay/" + room)
-    big = w.Requester(ops(d))
-    try:
-        big.call(w.publish(relay(room), w.message(b"x" * 200000)))
-        raise harness.TestFailure("a 200000-byte request got a reply")
-    except harness.TestFailure as exc:
-        check("the peer closed" in str(exc), "unexpected failure: %s" % exc)
-    big.close()
-    small = w.Requester(ops(d))
-    check_ok(small.call(w.publish(relay(room), w.message("small"))),
-             "a request on another connection")
-    check_eq(await recv(a), "small", "only the small message arrived")
-    small.close()
-    await harness.close_all(a)
-
-
 async def unknown_fields_are_ignored(d):
     room = harness.unique()
     a = await connect(d, "/relay/" + room)
@@ -542,131 +523,6 @@ async def publish_wakes_a_hibernating_room(d):
     await harness.close_all(a, b)
 
 
-# ---- a room that is busy or overruns: the probe class ----
-
-PROBE_CONFIG = """\
-[core]
-log_level = debug
-plugins = websocket, probe, nng
-loops = 1
-max_queued_events = 2
-handler_timeout_ms = %d
-
-[transport.websocket]
-listen = 127.0.0.1:0
-
-[transport.nng]
-listen.ops = rep tcp://127.0.0.1:0 publish
-listen.events = pub tcp://127.0.0.1:0
-
-[route.probe]
-class = probe
-"""
-
-
-def probe(name):
-    return w.room(name, route="probe")
-
-
-async def full_queue_is_overloaded(_):
-    """While a room commits, two publishes wait in its queue
-    (max_queued_events = 2) and the others are turned away as OVERLOADED.
-    The probe's "hold" writes and then keeps the loop until a file
-    exists; the publishes are released only once all four are handed to
-    the loop, so what is queued and what is refused does not depend on
-    timing."""
-    d = harness.fixture_daemon(PROBE_CONFIG % 60000)
-    try:
-        u = w.listen_urls(d.log())
-        room = harness.unique()
-        flag = os.path.join(harness.SCRATCH, "hold-" + os.urandom(4).hex())
-        sub = w.Subscriber(u["listen.events"], w.topic("probe", room))
-        deadline = time.monotonic() + harness.IO_TIMEOUT_S
-        while sub.poll(0.3) is None:
-            check(time.monotonic() < deadline, "the subscriber saw nothing")
-            check_eq(w.call(u["listen.ops"], w.publish(
-                probe(room), w.message("name"))).replies(),
-                ["name " + room], "probe's answer to the backend")
-        holder = w.Asking(u["listen.ops"],
-                          w.publish(probe(room), w.message("hold " + flag)))
-        ev = sub.next()
-        while ev.type != "message" or ev.data != "hold " + flag:
-            ev = sub.next()
-        mark = len(d.log())
-        others = [w.Asking(u["listen.ops"],
-                           w.publish(probe(room), w.message("instance")))
-                  for _ in range(4)]
-        while d.log()[mark:].count("publish request on listen.ops handed "
-                                   "to its room") < 4:
-            check(time.monotonic() < deadline + 30,
-                  "the four publishes were not handed to the room:\n"
-                  + d.log()[mark:])
-            await asyncio.sleep(0.02)
-        open(flag, "w").close()
-        held = holder.reply()
-        check_ok(held, "the holding publish")
-        check_eq(held.replies(), ["held"], "probe's answer")
-        replies = [a.reply() for a in others]
-        check_eq(sorted(r.status for r in replies),
-                 ["OK", "OK", "OVERLOADED", "OVERLOADED"],
-                 "two wait in the queue, two are refused: %r" % replies)
-        for r in replies:
-            if r.status == "OVERLOADED":
-                check("max_queued_events" in r.message,
-                      "the refusal names the limit: %r" % r.message)
-            else:
-                check_eq(len(r.replies()), 1, "a queued one ran")
-        sub.close()
-    finally:
-        harness.stop_clean(d)
-
-
-async def overrun_handler_fails(_):
-    d = harness.fixture_daemon(PROBE_CONFIG % 100)
-    try:
-        u = w.listen_urls(d.log())
-        room = harness.unique()
-        reply = w.call(u["listen.ops"],
-                       w.publish(probe(room), w.message("spin 300")))
-        check_status(reply, "HANDLER_FAILED",
-                     "ran past [core] handler_timeout_ms", "a runaway handler")
-        reply = w.call(u["listen.ops"],
-                       w.publish(probe(room), w.message("myid")))
-        check_ok(reply, "the room after the reset")
-        check_eq(reply.replies(), ["id 0"], "a backend's sender has id 0")
-    finally:
-        harness.stop_clean(d)
-
-
-# ---- configuration ----
-
-async def check_config_reports_bad_lines(_):
-    cases = [
-        ("listen = rep tcp://127.0.0.1 publish", "numeric port"),
-        ("listen = rep http://127.0.0.1:1 publish", "scheme must be"),
-        ("listen = rep tcp://127.0.0.1:1 publish,shout",
-         'unknown operation "shout"'),
-        ("listen = req tcp://127.0.0.1:1 publish", 'unknown pattern "req"'),
-        ("listen = pull tcp://127.0.0.1:1 inspect", "needs a reply"),
-        ("max_message_bytes = lots", "expected an integer"),
-        ("port = 1", 'unknown key "port"'),
-    ]
-    for line, words in cases:
-        path = os.path.join(harness.SCRATCH, "nng-%s.conf" % harness.unique())
-        with open(path, "w") as f:
-            f.write("[core]\nplugins = websocket, relay, nng\n"
-                    "[transport.nng]\n%s\n" % line)
-        rc, out, err = harness.run_cli(
-            ["--config", path, "--check-config", "--plugin-path",
-             harness.env_path("TORPOR_PLUGIN_PATH")])
-        check(rc != 0, "--check-config accepted %r" % line)
-        want = "%s:4:" % path
-        lines = [l for l in err.splitlines() if want in l]
-        check(lines, "no %r line for %r; stderr:\n%s" % (want, line, err))
-        check(words in lines[0], "the line for %r lacks %r: %r"
-              % (line, words, lines[0]))
-        check(not harness.sanitizer_lines(err), "sanitizer report:\n" + err)
-
 
 TESTS = [
     ("publish: WebSocket clients of a relay room get it byte for byte",
@@ -690,20 +546,12 @@ TESTS = [
     ("bad requests: malformed, unknown operation, wrong version, bad fields"
      " each get a clear reply; the room is unaffected",
      bad_requests_get_clear_replies),
-    ("an oversized request loses its connection, nothing else",
-     oversized_request_drops_its_connection),
     ("versioning: unknown fields are ignored", unknown_fields_are_ignored),
     ("a raw SP/TCP client written from the protocol description works",
      raw_sp_client),
     ("pull: pushed messages arrive in order; bad pushes are logged",
      push_is_fire_and_forget_in_order),
     ("publish wakes a hibernating room", publish_wakes_a_hibernating_room),
-    ("--check-config names the line of each bad [transport.nng] key",
-     check_config_reports_bad_lines),
-    ("a room's full queue turns publishes away as OVERLOADED",
-     full_queue_is_overloaded),
-    ("a handler past handler_timeout_ms: HANDLER_FAILED; the room goes on",
-     overrun_handler_fails),
 ]
 
 
