@@ -19,10 +19,9 @@ import shutil
 import socket
 import struct
 import subprocess
-import tempfile
 import time
 
-from harness import TestFailure, IO_TIMEOUT_S
+from harness import SCRATCH, TestFailure, IO_TIMEOUT_S
 
 PROTOCOL_VERSION = 1
 
@@ -309,7 +308,8 @@ class Event:
 
 # ---- nng through nngcat ----
 
-_scratch = tempfile.mkdtemp(prefix="torpor-nng-")
+# Request files live in the harness's scratch folder, removed at exit.
+_scratch = SCRATCH
 
 
 def _hex_line(line):
