@@ -161,3 +161,37 @@ bench: bench/torpor-bench bench/floor core/torpord $(BENCH_PEERS_PLUGINS)
 	bash '$(abs_top_srcdir)/bench/run-peers.sh'
 
 .PHONY: bench
+
+# Backend messages over nng into a room of 100 WebSocket clients: rate and
+# latency.  Built and run only by `make bench-nng`, which needs the nng
+# transport (configure without --disable-nng); figures want a build
+# without --enable-sanitizers.
+if WITH_NNG
+EXTRA_PROGRAMS += bench/torpor-nng-bench
+
+bench_torpor_nng_bench_SOURCES = bench/nng_bench.c bench/nng_bench_ws.c \
+	bench/nng_bench_ws.h bench/bench_util.c bench/bench_util.h
+nodist_bench_torpor_nng_bench_SOURCES = $(PROTO_C) $(PROTO_H) \
+	$(NNG_PROTO_C) $(NNG_PROTO_H)
+bench_torpor_nng_bench_CFLAGS = $(AM_CFLAGS) $(NNG_CFLAGS) \
+	$(PROTOBUF_C_CFLAGS)
+bench_torpor_nng_bench_LDADD = $(NNG_LIBS) $(PROTOBUF_C_LIBS) -lpthread
+
+BENCH_NNG_PLUGINS = plugins/websocket.la plugins/relay.la plugins/nng.la \
+	plugins/file.la
+
+# Like bench-wake: a Markdown table on stdout, scratch files in a
+# temporary folder under /tmp (BENCH_TMPDIR overrides), removed at exit.
+bench-nng: bench/torpor-nng-bench core/torpord $(BENCH_NNG_PLUGINS)
+	TORPORD='$(abs_top_builddir)/core/torpord' \
+	TORPOR_PLUGIN_PATH='$(abs_top_builddir)/plugins/.libs' \
+	BENCH_BINDIR='$(abs_top_builddir)/bench' \
+	$(SHELL) '$(abs_top_srcdir)/bench/run-nng.sh'
+else
+bench-nng:
+	@echo "bench-nng needs the nng transport: configure without --disable-nng" >&2; exit 1
+endif
+
+EXTRA_DIST += bench/run-nng.sh
+
+.PHONY: bench-nng

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/object.h"
+#include "core/room_ops.h"
 #include "core/runtime.h"
 
 static void
@@ -136,4 +137,11 @@ tpr_host_init(struct torpor_host *host)
     host->event_release = tpr_event_release;
     host->object_id = tpr_object_id_bytes;
     host->object_loop = tpr_object_loop;
+    host->room_publish = tpr_room_publish;
+    host->room_deliver = tpr_room_deliver;
+    host->room_conns = tpr_room_conns;
+    host->room_storage_get = tpr_room_storage_get;
+    host->room_storage_list = tpr_room_storage_list;
+    host->room_tap = tpr_room_tap;
+    host->conn_origin = tpr_conn_origin;
 }

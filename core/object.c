@@ -323,6 +323,25 @@ tpr_object_get(struct tpr_runtime *rt, struct torpor_plugin_ctx *klass,
     return object_new(shard, klass, &id, name, name_len, out);
 }
 
+torpor_object *
+tpr_object_find(struct tpr_shard *shard, const struct tpr_object_id *id,
+                const struct torpor_plugin_ctx *klass, const void *name,
+                size_t name_len)
+{
+    struct tpr_objects *t = shard->objects;
+
+    if (klass != NULL) {
+        return objects_find(t, id, klass, name, name_len);
+    }
+    for (torpor_object *o = t->buckets[objects_slot(t, id)]; o != NULL;
+         o = o->hash_next) {
+        if (memcmp(o->id.bytes, id->bytes, sizeof(id->bytes)) == 0) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
 /* object_attach_here joins a connection; on the object's shard thread. */
 static torpor_err
 object_attach_here(struct tpr_shard *shard, struct torpor_plugin_ctx *klass,

@@ -15,6 +15,7 @@
 #include "core/object.h"
 
 struct tpr_shard;
+struct tpr_publish;
 
 enum conn_state {
     CONN_ATTACHED,  /* accepted, handshake not yet finished */
@@ -149,6 +150,8 @@ struct torpor_object {
     struct obj_held *held_head;
     struct obj_held *held_tail;
 
+    struct tpr_publish *publishing;  /* a backend's message, until its event
+                                        ends; room_publish.c */
     struct tpr_auto_table *auto_responses;  /* the object's own, or NULL */
     struct obj_alarm *alarms;   /* fired lately; see alarm.c */
     struct obj_alarm *alarm_current;    /* the event being run, if any */
@@ -246,6 +249,16 @@ torpor_err tpr_batch_add(struct obj_batch *b, uint32_t kind, torpor_bytes key,
 torpor_err tpr_object_get(struct tpr_runtime *rt,
                           struct torpor_plugin_ctx *klass, const void *name,
                           size_t name_len, torpor_object **out);
+
+/*
+ * tpr_object_find finds the object with id in shard's table, of klass and
+ * name unless klass is NULL (then any object with that id); NULL if none.
+ * On the shard's thread.
+ */
+torpor_object *tpr_object_find(struct tpr_shard *shard,
+                               const struct tpr_object_id *id,
+                               const struct torpor_plugin_ctx *klass,
+                               const void *name, size_t name_len);
 
 /*
  * tpr_event_post_alarm queues or delivers the alarm event for a; the

@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/object.h"
+#include "core/room_ops.h"
 #include "core/runtime.h"
 
 static struct torpor_plugin_ctx *
@@ -279,7 +280,8 @@ tpr_runtime_new(struct tpr_config *cfg, struct tpr_diag *diag,
     rt->cfg = cfg;
     tpr_host_init(&rt->host);
     tpr_log_set_level(cfg->log_level);
-    if (runtime_make_shards(rt) != TORPOR_OK) {
+    if (runtime_make_shards(rt) != TORPOR_OK
+        || tpr_room_ops_new(rt) != TORPOR_OK) {
         tpr_runtime_free(rt);
         return TORPOR_ENOMEM;
     }
@@ -548,6 +550,7 @@ tpr_runtime_free(struct tpr_runtime *rt)
     for (size_t i = 0; i < rt->nshards; i++) {
         tpr_objects_free(rt->shards[i].objects);
     }
+    tpr_room_ops_finish(rt);
     for (size_t i = rt->nplugins; i > 0; i--) {
         tpr_plugin_destroy(rt->plugins[i - 1]);
     }
@@ -561,6 +564,7 @@ tpr_runtime_free(struct tpr_runtime *rt)
     }
     free(rt->plugins);
     free(rt->routes);
+    tpr_room_ops_free(rt);
     tpr_config_free(rt->cfg);
     free(rt);
 }

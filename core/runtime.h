@@ -19,6 +19,7 @@
 
 
 struct tpr_objects;
+struct tpr_room_ops;
 struct event;
 
 /* A route: "/NAME/<object>" goes to the objects of class klass. */
@@ -77,6 +78,8 @@ struct tpr_runtime {
     size_t nshards;
     size_t nconns;              /* attached connections; __atomic */
     uint64_t next_conn_id;      /* __atomic */
+
+    struct tpr_room_ops *room_ops;  /* backends' calls and taps */
 
     torpor_timer *alarm_timer;  /* polls storage for due alarms */
     bool alarm_polling;         /* a poll is in flight */

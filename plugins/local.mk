@@ -7,3 +7,4 @@ include plugins/chat/local.mk
 include plugins/file/local.mk
 include plugins/postgres/local.mk
 include plugins/backend/local.mk
+include plugins/nng/local.mk

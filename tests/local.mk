@@ -85,6 +85,17 @@ tests_check_ws_peer_SOURCES = tests/check_ws_peer.c
 tests_check_ws_peer_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/plugins/websocket
 tests_check_ws_peer_LDADD = $(TEST_LIBS)
 
+# The nng transport's config and topics, compiled from its files.
+if WITH_NNG
+check_PROGRAMS += tests/check_nng_config
+tests_check_nng_config_SOURCES = tests/check_nng_config.c \
+	plugins/nng/nngt_config.c plugins/nng/nngt_topic.c
+tests_check_nng_config_CFLAGS = $(TEST_CFLAGS) $(NNG_CFLAGS) \
+	$(PROTOBUF_C_CFLAGS) -I$(top_srcdir)/plugins/nng
+tests_check_nng_config_LDADD = $(TEST_LIBS) $(NNG_LIBS)
+TESTS += tests/check_nng_config
+endif
+
 TESTS += tests/check_config tests/check_loader tests/check_schema \
 	tests/check_object_id tests/check_loop \
 	tests/check_ws_frame \

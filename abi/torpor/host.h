@@ -20,6 +20,7 @@
 
 #include <torpor/types.h>
 #include <torpor/storage.h>
+#include <torpor/room.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -353,6 +354,98 @@ struct torpor_host {
 
     /* object_loop: the loop an object and its connections run on. */
     torpor_loop *(*object_loop)(const torpor_object *object);
+    /* ---- rooms, on behalf of backend services (ABI 1.1) ---- */
+
+    /*
+     * The calls below serve a transport whose peers are backend services
+     * rather than clients (the nng transport); torpor/room.h has their
+     * types and the rules they share: any thread, arguments copied, the
+     * completion exactly once on the room's loop, never inside the call.
+     * Immediate errors: TORPOR_EINVAL (a malformed ref or message: no
+     * name nor id, both, both route and class_name, a name over 256 bytes
+     * or "~new", a kind that is neither text nor binary), TORPOR_ENOENT
+     * (no such route or class), TORPOR_ECLOSED (shutting down),
+     * TORPOR_ENOMEM.  As with conn_received, text must be valid UTF-8 and
+     * the transport checks it.
+     */
+
+    /*
+     * room_publish hands a message to the room's class as if a client had
+     * sent it: the message handler runs, in order with the room's other
+     * events, waking a hibernating room first and making a room that does
+     * not exist.  The sender the class sees is a connection of the
+     * calling transport that no client holds: conn_id 0, conn_origin
+     * TORPOR_ORIGIN_BACKEND, never opened nor closed, in no list or
+     * broadcast, valid only within that event.  What the class sends to
+     * it reaches tconn through the transport's frame_send, a close through
+     * its close op (and no conn_closed follows).  The completion comes
+     * once the event is over and its writes are durable: err TORPOR_OK
+     * (handler_err says what the handler returned), TORPOR_ENOENT (an id
+     * of no room in memory), TORPOR_EAGAIN (the room's queue is full: try
+     * again later), TORPOR_EIO (its writes could not be committed and
+     * were dropped with what they held), TORPOR_ELIMIT (the handler ran
+     * past handler_timeout_ms and the room was reset), TORPOR_ECLOSED
+     * (shutting down before it ran), or the error of the class's
+     * constructor, which could not wake the room.  self must be a
+     * transport (TORPOR_ESTATE at once otherwise).
+     */
+    torpor_err (*room_publish)(torpor_plugin_ctx *self,
+                               const torpor_room_ref *ref,
+                               const torpor_room_msg *msg, void *tconn,
+                               torpor_room_done_cb cb, void *arg);
+
+    /*
+     * room_deliver sends a message straight to the room's open
+     * connections (those with msg->tag, if set; not msg->except_conn),
+     * encoded once, without waking the room or telling its class.  It
+     * waits behind a commit in flight, like the room's own broadcasts.
+     * A room not in memory has no connections: count 0.  The completion's
+     * count is how many connections it went to.
+     */
+    torpor_err (*room_deliver)(torpor_plugin_ctx *self,
+                               const torpor_room_ref *ref,
+                               const torpor_room_msg *msg,
+                               torpor_room_done_cb cb, void *arg);
+
+    /*
+     * room_conns lists the room's open connections (with tag, if not
+     * NULL), awake or hibernating, without waking it.
+     */
+    torpor_err (*room_conns)(torpor_plugin_ctx *self,
+                             const torpor_room_ref *ref,
+                             const torpor_bytes *tag,
+                             torpor_room_conns_cb cb, void *arg);
+
+    /*
+     * room_storage_get and room_storage_list read the room's storage as
+     * committed (writes of an event still in flight are not seen), without
+     * waking it; the rows are those of torpor/storage.h.  TORPOR_EUNSUPPORTED
+     * at once if no storage backend is configured, TORPOR_ELIMIT for a key
+     * over the limit; TORPOR_ENOENT in the completion for an id of no room
+     * in memory.
+     */
+    torpor_err (*room_storage_get)(torpor_plugin_ctx *self,
+                                   const torpor_room_ref *ref,
+                                   const torpor_bytes *keys, size_t n,
+                                   torpor_storage_rows_cb cb, void *arg);
+    torpor_err (*room_storage_list)(torpor_plugin_ctx *self,
+                                    const torpor_room_ref *ref,
+                                    const torpor_range *range,
+                                    torpor_storage_rows_cb cb, void *arg);
+
+    /*
+     * room_tap sets the plugin's tap, which then sees every event of every
+     * room (open, message, close, alarm), on the room's loop, right before
+     * the class does; cb NULL removes it.  While no plugin has a tap set,
+     * a room pays one branch per event for this.  Any thread; a call that
+     * races an event may or may not see it.  TORPOR_ELIMIT if four other
+     * plugins have taps set.
+     */
+    torpor_err (*room_tap)(torpor_plugin_ctx *self, torpor_room_tap_cb cb,
+                           void *arg);
+
+    /* conn_origin: whether conn is a client's or a backend's sender. */
+    torpor_conn_origin (*conn_origin)(const torpor_conn *conn);
 };
 
 #define TORPOR_TAGS_MAX 10

@@ -22,6 +22,7 @@
 #include <torpor/transport.h>
 #include <torpor/class.h>
 #include <torpor/storage.h>
+#include <torpor/room.h>
 
 #ifdef __cplusplus
 extern "C" {

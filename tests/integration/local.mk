@@ -38,10 +38,13 @@ INTEGRATION_TESTS += tests/integration/test_migrate.py \
 endif
 
 # The backend class, with the C worker (built by make) and the Node.js
-# worker (after `npm ci --prefix examples/workers/node`).
+# worker (after `npm ci --prefix examples/workers/node`), and the nng
+# transport, driven by nngcat (nng-utils) and hand-encoded requests.
 if WITH_NNG
 INTEGRATION_TESTS += tests/integration/test_backend.py \
-	tests/integration/test_backend_node.py
+	tests/integration/test_backend_node.py \
+	tests/integration/test_nng.py \
+	tests/integration/test_nng_limits.py
 endif
 
 TESTS += $(INTEGRATION_TESTS)
@@ -54,6 +57,9 @@ EXTRA_DIST += $(INTEGRATION_TESTS) \
 	tests/integration/test_backend_node.py \
 	tests/integration/test_migrate.py \
 	tests/integration/test_outage.py \
+	tests/integration/test_nng.py \
+	tests/integration/test_nng_limits.py \
+	tests/integration/nng_wire.py \
 	tests/integration/local.mk \
 	tests/node/package.json \
 	tests/node/package-lock.json \
