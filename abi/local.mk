@@ -7,7 +7,8 @@ torporinclude_HEADERS = \
 	abi/torpor/host.h \
 	abi/torpor/transport.h \
 	abi/torpor/class.h \
-	abi/torpor/storage.h
+	abi/torpor/storage.h \
+	abi/torpor/room.h
 
 pkgconfigdir = $(libdir)/pkgconfig
 pkgconfig_DATA = abi/torpor-plugin.pc

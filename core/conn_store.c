@@ -19,6 +19,7 @@
 #include "core/conn_store.h"
 #include "core/loader.h"
 #include "core/object_internal.h"
+#include "core/room_ops.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -332,21 +333,95 @@ tpr_conn_near(const torpor_conn *near, uint32_t ref)
     return (torpor_conn *)(store_slot(b, i) + b->kind->span);
 }
 
+/*
+ * store_walk_block visits the records of block number from slot *i on,
+ * counting them in *seen up to max.  Returns false when max is reached
+ * with *i the next slot to look at; true when the block is done, or gone.
+ * The block is looked up again after each callback, which may unmap it.
+ */
+static bool
+store_walk_block(struct tpr_conn_store *store,
+                 const struct torpor_plugin_ctx *transport, uint32_t number,
+                 uint32_t *i, uint32_t *seen, uint32_t max,
+                 torpor_conn_walk_cb cb, void *arg)
+{
+    struct store_block *b = store->blocks[number];
+
+    while (b != NULL && b->kind->transport == transport && *i < b->fresh) {
+        uint64_t word = b->in_use[*i / 64] >> (*i % 64);
+
+        if (word == 0) {
+            /* Nothing more in this word: on to the next one. */
+            *i = (*i / 64 + 1) * 64;
+            continue;
+        }
+        *i += (uint32_t)__builtin_ctzll(word);
+        if (*i >= b->fresh) {
+            break;
+        }
+        uint8_t *slot = store_slot(b, *i);
+        torpor_conn *conn = (torpor_conn *)(slot + b->kind->span);
+        if (conn->transport_done) {
+            (*i)++;
+            continue;
+        }
+        if (*seen == max) {
+            return false;
+        }
+        (*seen)++;
+        (*i)++;
+        cb(arg, tpr_conn_tconn(conn));
+        b = store->blocks[number];
+    }
+    return true;
+}
+
+bool
+tpr_conn_store_walk(struct tpr_conn_store *store,
+                    const struct torpor_plugin_ctx *transport,
+                    uint64_t *cursor, uint32_t max, torpor_conn_walk_cb cb,
+                    void *arg)
+{
+    uint32_t number = (uint32_t)(*cursor >> STORE_REF_SLOT_BITS);
+    uint32_t i = (uint32_t)(*cursor & ((1u << STORE_REF_SLOT_BITS) - 1));
+    uint32_t seen = 0;
+
+    /* nblocks is read each round: a callback may map or unmap blocks. */
+    for (; number < store->nblocks; number++, i = 0) {
+        if (!store_walk_block(store, transport, number, &i, &seen, max, cb,
+                              arg)) {
+            *cursor = (uint64_t)number << STORE_REF_SLOT_BITS | i;
+            return false;
+        }
+    }
+    *cursor = 0;
+    return true;
+}
+
 struct tpr_shard *
 tpr_conn_shard(const torpor_conn *conn)
 {
+    if (conn->outside) {
+        return conn->object->shard;
+    }
     return store_block_of(conn)->kind->store->shard;
 }
 
 struct torpor_plugin_ctx *
 tpr_conn_transport(const torpor_conn *conn)
 {
+    if (conn->outside) {
+        return tpr_publish_transport(conn);
+    }
     return store_block_of(conn)->kind->transport;
 }
 
 void *
 tpr_conn_tconn(const torpor_conn *conn)
 {
+    if (conn->outside) {
+        return tpr_publish_tconn(conn);
+    }
     const struct store_kind *k = store_block_of(conn)->kind;
     uint8_t *part = (uint8_t *)conn - k->span;
     void *tconn;

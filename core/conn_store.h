@@ -50,6 +50,17 @@ void tpr_conn_delete(torpor_conn *conn);
 uint32_t tpr_conn_ref(const torpor_conn *conn);
 torpor_conn *tpr_conn_near(const torpor_conn *near, uint32_t ref);
 
+/*
+ * tpr_conn_store_walk is the host's conn_walk over one store: it visits
+ * the records of transport that it is not done with, from *cursor on, at
+ * most max, and returns true at the end of the store.  cb may free
+ * records, or make them.  On the store's loop.
+ */
+bool tpr_conn_store_walk(struct tpr_conn_store *store,
+                         const struct torpor_plugin_ctx *transport,
+                         uint64_t *cursor, uint32_t max,
+                         torpor_conn_walk_cb cb, void *arg);
+
 /* tpr_conn_shard: the shard conn lives on.  Any thread. */
 struct tpr_shard *tpr_conn_shard(const torpor_conn *conn);
 

@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/object_internal.h"
+#include "core/room_ops.h"
 #include "core/runtime.h"
 
 bool
@@ -70,6 +71,9 @@ event_call(torpor_object *obj, const struct obj_event *ev, const void *data)
     const char *what = "message";
     uint64_t start = tpr_now_ms();
 
+    if (tpr_room_tap_on(obj->rt->room_ops)) {
+        tpr_room_tap_emit(obj, ev, data);
+    }
     switch (ev->type) {
     case OBJ_EV_OPEN:
         what = "open";
@@ -81,6 +85,9 @@ event_call(torpor_object *obj, const struct obj_event *ev, const void *data)
     case OBJ_EV_MESSAGE:
         if (ops->message != NULL) {
             err = ops->message(obj->instance, conn, ev->kind, data, ev->len);
+        }
+        if (conn->id == TPR_CONN_BACKEND_ID) {
+            tpr_publish_handled(obj, conn, err);
         }
         break;
     case OBJ_EV_CLOSE:
@@ -169,12 +176,15 @@ tpr_event_deliver(torpor_object *obj, const struct obj_event *ev,
     obj->in_event = true;
     obj->last_active_ms = tpr_now_ms();
     if (!obj->awake) {
-        if (tpr_object_wake(obj) != TORPOR_OK) {
+        torpor_err err = tpr_object_wake(obj);
+        if (err != TORPOR_OK) {
             obj->in_event = false;
             if (ev->type == OBJ_EV_CLOSE) {
                 event_forget_conn(obj, ev->conn);
             } else if (ev->type == OBJ_EV_ALARM) {
                 tpr_alarm_abandon(obj, ev->data, ev->len - 1);
+            } else if (ev->conn->id == TPR_CONN_BACKEND_ID) {
+                tpr_publish_failed(ev->conn, err);
             } else {
                 tpr_conn_close(ev->conn, TORPOR_CLOSE_INTERNAL, "", 0);
             }
@@ -227,11 +237,16 @@ tpr_event_settle(torpor_object *obj)
         tpr_batch_clear(&obj->batch);
         tpr_output_drop(obj);
         tpr_object_sleep(obj);
+        if (obj->publishing != NULL) {
+            tpr_publish_end(obj, TORPOR_ELIMIT);
+        }
         return;
     }
     tpr_alarm_event_end(obj);
     if (obj->batch.n > 0) {
         tpr_storage_commit_event(obj);
+    } else if (obj->publishing != NULL) {
+        tpr_publish_end(obj, TORPOR_OK);
     }
 }
 
@@ -333,7 +348,7 @@ tpr_conn_received(torpor_conn *conn, torpor_msg_kind kind, const void *data,
         .len = len,
     };
 
-    if (conn->state != CONN_OPEN) {
+    if (conn->state != CONN_OPEN || conn->close_held) {
         return;     /* nothing is delivered after a close was asked for */
     }
     conn->object->shard->stats.messages_in++;

@@ -7,10 +7,12 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "core/conn_store.h"
 #include "core/loader.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/object_internal.h"
+#include "core/room_ops.h"
 #include "core/runtime.h"
 #include "core/watch.h"
 
@@ -44,19 +46,45 @@ host_loop_main(const torpor_plugin_ctx *self)
     return self->rt->loop;
 }
 
+static bool
+host_conn_walk(torpor_loop *loop, torpor_plugin_ctx *self, uint64_t *cursor,
+               uint32_t max, torpor_conn_walk_cb cb, void *arg)
+{
+    struct tpr_runtime *rt = self->rt;
+
+    /* A handful of loops: a scan beats any index. */
+    for (size_t i = 0; i < rt->nshards; i++) {
+        if (rt->shards[i].loop == loop) {
+            return tpr_conn_store_walk(rt->shards[i].conns, self, cursor, max,
+                                       cb, arg);
+        }
+    }
+    *cursor = 0;
+    return true;
+}
+
 static torpor_err
 host_conn_attach(torpor_plugin_ctx *self, const torpor_attach_req *req,
                  void *tconn, torpor_conn **conn, torpor_loop **loop,
                  int *http_status)
 {
     struct tpr_runtime *rt = self->rt;
+    torpor_attach_req full;
 
     *conn = NULL;
     *loop = NULL;
-    if (req == NULL || req->size < sizeof(torpor_attach_req)) {
+    if (req == NULL || req->size < TORPOR_ATTACH_REQ_MIN_SIZE) {
         *http_status = 500;
         return TORPOR_EINVAL;
     }
+    /*
+     * Classes get a request of this core's size: what an older transport
+     * did not send reads as empty, and a newer one's extra is cut.
+     */
+    memset(&full, 0, sizeof(full));
+    memcpy(&full, req, req->size < sizeof(full) ? req->size : sizeof(full));
+    full.size = sizeof(full);
+    req = &full;
     if (self->desc.kind != TORPOR_KIND_TRANSPORT) {
         *http_status = 500;
         return TORPOR_ESTATE;
@@ -124,9 +152,21 @@ tpr_host_init(struct torpor_host *host)
     host->class_auto_response = tpr_class_auto_response;
     host->object_auto_response = tpr_object_auto_response;
     host->conn_auto_response_ms = tpr_conn_auto_response_ms;
+    host->event_hold = tpr_event_hold;
+    host->event_release = tpr_event_release;
+    host->object_id = tpr_object_id_bytes;
+    host->object_loop = tpr_object_loop;
+    host->room_publish = tpr_room_publish;
+    host->room_deliver = tpr_room_deliver;
+    host->room_conns = tpr_room_conns;
+    host->room_storage_get = tpr_room_storage_get;
+    host->room_storage_list = tpr_room_storage_list;
+    host->room_tap = tpr_room_tap;
+    host->conn_origin = tpr_conn_origin;
     host->watch_add = tpr_watch_add;
     host->watch_set = tpr_watch_set;
     host->watch_del = tpr_watch_del;
     host->conn_release = tpr_conn_release;
     host->conn_loop = tpr_conn_loop;
+    host->conn_walk = host_conn_walk;
 }

@@ -9,6 +9,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +18,14 @@
 #include "core/loader.h"
 #include "core/object_internal.h"
 
-/* The smallest descriptor this core accepts: everything ABI 1.0 had. */
-#define LOADER_MIN_DESC_SIZE sizeof(struct torpor_plugin)
-#define LOADER_MIN_TRANSPORT_SIZE sizeof(struct torpor_transport_ops)
+/*
+ * The smallest descriptor this core accepts: everything ABI 1.0 had, which
+ * ends where the first hook of 1.1 (reload) begins.
+ */
+#define LOADER_MIN_DESC_SIZE offsetof(struct torpor_plugin, reload)
+/* Transport ops of ABI 1.0 end where conn_bytes, of 1.1, begins. */
+#define LOADER_MIN_TRANSPORT_SIZE                                          \
+    offsetof(struct torpor_transport_ops, conn_bytes)
 #define LOADER_MIN_CLASS_SIZE sizeof(struct torpor_class_ops)
 #define LOADER_MIN_STORAGE_SIZE sizeof(struct torpor_storage_ops)
 #define LOADER_MIN(a, b) ((size_t)(a) < (b) ? (size_t)(a) : (b))
@@ -203,6 +209,15 @@ tpr_plugin_open(const char *spec, const char *search_path, const char *file,
     }
     *out = p;
     return TORPOR_OK;
+}
+
+bool
+tpr_plugin_has_reload(const struct torpor_plugin_ctx *p)
+{
+    /* desc is zero past the plugin's size; the check says so outright. */
+    return p->desc.size >= offsetof(struct torpor_plugin, reload)
+                               + sizeof(p->desc.reload)
+           && p->desc.reload != NULL;
 }
 
 void

@@ -48,6 +48,12 @@ torpor_err tpr_plugin_open(const char *spec, const char *search_path,
                            struct torpor_plugin_ctx **out);
 
 /*
+ * tpr_plugin_has_reload tells whether p has a reload hook (ABI 1.1): its
+ * descriptor is large enough to hold one and it is set.
+ */
+bool tpr_plugin_has_reload(const struct torpor_plugin_ctx *p);
+
+/*
  * tpr_plugin_destroy calls the plugin's destroy hook if create succeeded,
  * once; the code stays loaded.
  */

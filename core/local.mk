@@ -12,8 +12,9 @@ core_libtorpor_core_la_SOURCES = \
 	core/watch.c core/watch.h \
 	core/object.c core/object.h core/object_internal.h \
 	core/event.c core/output.c core/object_storage.c core/hibernate.c \
-	core/alarm.c core/conn_extra.c core/auto_response.c \
+	core/alarm.c core/conn_extra.c core/auto_response.c core/event_hold.c \
 	core/conn_store.c core/conn_store.h \
+	core/room_ops.c core/room_ops.h core/room_publish.c core/room_tap.c \
 	core/runtime.c core/runtime.h \
 	core/storage.c core/storage.h
 nodist_core_libtorpor_core_la_SOURCES = $(PROTO_C) $(PROTO_H)

@@ -9,6 +9,7 @@
 #include <event2/thread.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -29,6 +30,8 @@ struct torpor_loop {
     struct event *tasks_wakeup;
 
     struct tpr_watch_set *watches;  /* the descriptors of watch_add */
+    torpor_task stop_task; /* posted by tpr_loop_stop */
+    bool stop_posted;      /* __atomic: stop_task is queued */
 };
 
 /*
@@ -173,6 +176,31 @@ void
 tpr_loop_break(torpor_loop *loop)
 {
     event_base_loopbreak(loop->base);
+}
+
+static void
+loop_on_stop(torpor_task *task)
+{
+    torpor_loop *loop =
+        (torpor_loop *)((char *)task - offsetof(torpor_loop, stop_task));
+
+    __atomic_store_n(&loop->stop_posted, false, __ATOMIC_RELEASE);
+    event_base_loopbreak(loop->base);
+}
+
+void
+tpr_loop_stop(torpor_loop *loop)
+{
+    /*
+     * event_base_loop clears a pending break when it starts, so a break
+     * sent to a thread that has not reached its loop yet is lost and its
+     * join waits forever.  A task is never lost: the loop runs it, and it
+     * breaks from inside.
+     */
+    if (!__atomic_exchange_n(&loop->stop_posted, true, __ATOMIC_ACQ_REL)) {
+        loop->stop_task.run = loop_on_stop;
+        tpr_loop_post(loop, &loop->stop_task);
+    }
 }
 
 struct event_base *

@@ -23,6 +23,14 @@ void tpr_loop_free(torpor_loop *loop);
 TPR_EXPORT torpor_err tpr_loop_run(torpor_loop *loop);
 TPR_EXPORT void tpr_loop_break(torpor_loop *loop);
 
+/*
+ * tpr_loop_stop makes tpr_loop_run return once the tasks posted before it
+ * have run, even if the loop has not started yet, which tpr_loop_break
+ * cannot promise; for stopping a loop that another thread runs.  Any
+ * thread.
+ */
+void tpr_loop_stop(torpor_loop *loop);
+
 /* tpr_loop_base: the libevent base, for the core's own events. */
 struct event_base *tpr_loop_base(torpor_loop *loop);
 

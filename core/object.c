@@ -374,6 +374,25 @@ object_conn_refused(torpor_conn *conn)
     tpr_conn_free(conn);
 }
 
+torpor_object *
+tpr_object_find(struct tpr_shard *shard, const struct tpr_object_id *id,
+                const struct torpor_plugin_ctx *klass, const void *name,
+                size_t name_len)
+{
+    struct tpr_objects *t = shard->objects;
+
+    if (klass != NULL) {
+        return objects_find(t, id, klass, name, name_len);
+    }
+    for (torpor_object *o = t->buckets[objects_slot(t, id)]; o != NULL;
+         o = o->hash_next) {
+        if (memcmp(o->id.bytes, id->bytes, sizeof(id->bytes)) == 0) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
 /* object_attach_here joins a connection; on the object's shard thread. */
 static torpor_err
 object_attach_here(struct tpr_shard *shard, struct torpor_plugin_ctx *klass,
@@ -622,6 +641,7 @@ tpr_objects_free(struct tpr_objects *t)
                 obj->queue_head = ev->next;
                 free(ev);
             }
+            tpr_output_drop(obj);   /* held closes refer to connections */
             while (obj->conns != NULL) {
                 torpor_conn *c = obj->conns;
                 obj->conns = tpr_conn_next(c);
@@ -630,7 +650,6 @@ tpr_objects_free(struct tpr_objects *t)
             free(obj->parked);
             tpr_alarms_free(obj);
             tpr_auto_table_free(obj->auto_responses);
-            tpr_output_drop(obj);
             tpr_batch_clear(&obj->batch);
             tpr_object_sleep(obj);
             free(obj);

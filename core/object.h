@@ -126,6 +126,12 @@ torpor_err tpr_object_auto_response(torpor_object *object,
                                     torpor_bytes response);
 uint64_t tpr_conn_auto_response_ms(const torpor_conn *conn);
 
+/* The host table's members for holding an event open.  event_hold.c. */
+torpor_err tpr_event_hold(torpor_object *object);
+void tpr_event_release(torpor_object *object, torpor_err result);
+void tpr_object_id_bytes(const torpor_object *object, uint8_t out[16]);
+torpor_loop *tpr_object_loop(const torpor_object *object);
+
 /*
  * tpr_log_ids writes the ids a log line carries for object and conn
  * (either may be NULL): 'object="relay/lobby" conn=42'.  Returns buf, or

@@ -15,6 +15,7 @@
 #include "core/object.h"
 
 struct tpr_shard;
+struct tpr_publish;
 
 enum conn_state {
     CONN_ATTACHED,  /* accepted, handshake not yet finished */
@@ -53,8 +54,10 @@ struct torpor_conn {
     bool opened : 1;            /* the class was told of the open */
     bool accepting : 1;         /* in the class's accept: tags may change */
     bool deferred : 1;          /* closed while hibernating; told on wake */
+    bool close_held : 1;        /* its close waits in the output gate */
     bool close_clean : 1;       /* of a deferred close */
     bool transport_done : 1;    /* the transport released the record */
+    bool outside : 1;           /* a backend's sender, in no store */
     uint16_t close_code;        /* of a deferred close */
 };
 
@@ -103,12 +106,17 @@ struct obj_batch {
     size_t cap;
 };
 
-/* A message held by the output gate until the event's commit is durable. */
+/*
+ * A message, or a close (then data is the reason), held by the output gate
+ * until the event's commit is durable.
+ */
 struct obj_held {
     struct obj_held *next;
     torpor_conn *conn;          /* the recipient, or NULL for a broadcast */
     const torpor_conn *except;  /* a broadcast's excluded connection */
     uint8_t kind;
+    bool is_close;              /* a close of conn with code */
+    uint16_t code;
     bool has_tag;               /* a broadcast to a tag, after data */
     size_t len;
     size_t tag_len;
@@ -142,13 +150,16 @@ struct torpor_object {
     struct obj_held *held_head;
     struct obj_held *held_tail;
 
+    struct tpr_publish *publishing;  /* a backend's message, until its event
+                                        ends; room_publish.c */
     struct tpr_auto_table *auto_responses;  /* the object's own, or NULL */
     struct obj_alarm *alarms;   /* fired lately; see alarm.c */
     struct obj_alarm *alarm_current;    /* the event being run, if any */
 
     torpor_conn *conns;
     uint32_t nconns;
-    unsigned reads;             /* of the event in progress, in flight */
+    unsigned reads;             /* storage reads and class holds */
+    unsigned holds;             /* of reads, the class's holds */
     bool awake;
     bool hibernating;           /* freed by hibernation, connections kept */
     bool in_event;
@@ -272,6 +283,16 @@ torpor_err tpr_batch_add(struct obj_batch *b, uint32_t kind, torpor_bytes key,
 torpor_err tpr_object_get(struct tpr_runtime *rt,
                           struct torpor_plugin_ctx *klass, const void *name,
                           size_t name_len, torpor_object **out);
+
+/*
+ * tpr_object_find finds the object with id in shard's table, of klass and
+ * name unless klass is NULL (then any object with that id); NULL if none.
+ * On the shard's thread.
+ */
+torpor_object *tpr_object_find(struct tpr_shard *shard,
+                               const struct tpr_object_id *id,
+                               const struct torpor_plugin_ctx *klass,
+                               const void *name, size_t name_len);
 
 /*
  * tpr_event_post_alarm queues or delivers the alarm event for a; the

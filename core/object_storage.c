@@ -15,6 +15,7 @@
 #include "core/loader.h"
 #include "core/log.h"
 #include "core/object_internal.h"
+#include "core/room_ops.h"
 #include "core/runtime.h"
 #include "core/storage.h"
 
@@ -400,6 +401,9 @@ commit_on_done(void *arg, torpor_err err)
         tpr_output_drop(obj);
         tpr_object_sleep(obj);
     }
+    if (obj->publishing != NULL) {
+        tpr_publish_end(obj, err == TORPOR_OK ? TORPOR_OK : TORPOR_EIO);
+    }
     tpr_batch_clear(&req->batch);
     free(req);
     tpr_object_leave(obj);
@@ -417,6 +421,9 @@ tpr_storage_commit_event(torpor_object *obj)
         tpr_batch_clear(&obj->batch);
         tpr_output_drop(obj);
         tpr_object_sleep(obj);
+        if (obj->publishing != NULL) {
+            tpr_publish_end(obj, TORPOR_EIO);
+        }
         return;
     }
     req->obj = obj;
@@ -436,5 +443,8 @@ tpr_storage_commit_event(torpor_object *obj)
         tpr_object_sleep(obj);
         tpr_batch_clear(&req->batch);
         free(req);
+        if (obj->publishing != NULL) {
+            tpr_publish_end(obj, TORPOR_EIO);
+        }
     }
 }

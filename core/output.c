@@ -6,7 +6,10 @@
  * write, until the commit of that write is durable: no client ever sees
  * state that a crash could still take back.  Sends before the first write
  * of an event go out at once, and a room without storage writes (relay,
- * echo) never holds anything.
+ * echo) never holds anything.  A close asked for after a write is held
+ * too, in order with the messages, so a client is told why before it is
+ * closed; if the commit fails the close is dropped with them and the
+ * connection stays open.
  */
 #include "build-config.h"
 
@@ -41,6 +44,8 @@ output_hold(torpor_object *obj, torpor_conn *conn, const torpor_conn *except,
     h->conn = conn;
     h->except = except;
     h->kind = (uint8_t)kind;
+    h->is_close = false;
+    h->code = 0;
     h->len = len;
     h->has_tag = tag != NULL;
     h->tag_len = tag_len;
@@ -143,7 +148,7 @@ tpr_conn_send(torpor_conn *conn, torpor_msg_kind kind, const void *data,
     torpor_object *obj = conn->object;
     torpor_err err;
 
-    if (conn->state != CONN_OPEN) {
+    if (conn->state != CONN_OPEN || conn->close_held) {
         return TORPOR_ECLOSED;
     }
     tpr_object_enter(obj);
@@ -180,6 +185,21 @@ tpr_object_broadcast(torpor_object *obj, torpor_msg_kind kind,
     return tpr_output_broadcast_to(obj, kind, data, len, except, NULL);
 }
 
+/* output_close_now starts the close handshake of conn. */
+static torpor_err
+output_close_now(torpor_conn *conn, uint16_t code, const char *reason,
+                 size_t reason_len)
+{
+    torpor_object *obj = conn->object;
+
+    conn->state = CONN_CLOSING;
+    tpr_object_enter(obj);
+    torpor_err err = tpr_conn_transport(conn)->ops.transport.close(
+        tpr_conn_tconn(conn), code, reason, reason_len);
+    tpr_object_leave(obj);
+    return err;
+}
+
 void
 tpr_output_release(torpor_object *obj)
 {
@@ -189,7 +209,13 @@ tpr_output_release(torpor_object *obj)
     obj->held_tail = NULL;
     while (h != NULL) {
         struct obj_held *next = h->next;
-        if (h->conn == NULL) {
+        if (h->is_close) {
+            h->conn->close_held = false;
+            if (h->conn->state == CONN_OPEN) {
+                output_close_now(h->conn, h->code, (const char *)h->data,
+                                 h->len);
+            }
+        } else if (h->conn == NULL) {
             torpor_bytes tag = {.data = h->data + h->len, .len = h->tag_len};
             output_broadcast_now(obj, h->kind, h->data, h->len, h->except,
                                  h->has_tag ? &tag : NULL);
@@ -210,6 +236,9 @@ tpr_output_drop(torpor_object *obj)
     obj->held_tail = NULL;
     while (h != NULL) {
         struct obj_held *next = h->next;
+        if (h->is_close) {
+            h->conn->close_held = false;
+        }
         free(h);
         h = next;
     }
@@ -219,18 +248,23 @@ torpor_err
 tpr_conn_close(torpor_conn *conn, uint16_t code, const char *reason,
                size_t reason_len)
 {
-    if (conn->state != CONN_OPEN && conn->state != CONN_ATTACHED) {
+    if ((conn->state != CONN_OPEN && conn->state != CONN_ATTACHED)
+        || conn->close_held) {
         return TORPOR_ECLOSED;
     }
     if (reason_len > 123) {
         return TORPOR_EINVAL;
     }
-    /* Missing: a close is not held by the output gate; it can reach the client before the event's commit is durable. */
-    conn->state = CONN_CLOSING;
     torpor_object *obj = conn->object;
-    tpr_object_enter(obj);
-    torpor_err err = tpr_conn_transport(conn)->ops.transport.close(
-        tpr_conn_tconn(conn), code, reason, reason_len);
-    tpr_object_leave(obj);
-    return err;
+    if (conn->state == CONN_OPEN && output_held(obj)) {
+        torpor_err err = output_hold(obj, conn, NULL, NULL, TORPOR_MSG_TEXT,
+                                     reason, reason_len);
+        if (err == TORPOR_OK) {
+            obj->held_tail->is_close = true;
+            obj->held_tail->code = code;
+            conn->close_held = true;
+        }
+        return err;
+    }
+    return output_close_now(conn, code, reason, reason_len);
 }

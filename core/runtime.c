@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/object.h"
+#include "core/room_ops.h"
 #include "core/runtime.h"
 
 static struct torpor_plugin_ctx *
@@ -249,7 +250,7 @@ runtime_join_shards(struct tpr_runtime *rt)
     for (size_t i = 1; i < rt->nshards; i++) {
         struct tpr_shard *s = &rt->shards[i];
         if (s->has_thread) {
-            tpr_loop_break(s->loop);
+            tpr_loop_stop(s->loop);
             pthread_join(s->thread, NULL);
             s->has_thread = false;
         }
@@ -282,7 +283,8 @@ tpr_runtime_new(struct tpr_config *cfg, struct tpr_diag *diag,
     rt->cfg = cfg;
     tpr_host_init(&rt->host);
     tpr_log_set_level(cfg->log_level);
-    if (runtime_make_shards(rt) != TORPOR_OK) {
+    if (runtime_make_shards(rt) != TORPOR_OK
+        || tpr_room_ops_new(rt) != TORPOR_OK) {
         tpr_runtime_free(rt);
         return TORPOR_ENOMEM;
     }
@@ -451,6 +453,29 @@ tpr_runtime_reload(struct tpr_runtime *rt, struct tpr_diag *diag)
     return TORPOR_OK;
 }
 
+unsigned
+tpr_runtime_reload_plugins(struct tpr_runtime *rt)
+{
+    unsigned called = 0;
+    unsigned failed = 0;
+
+    for (size_t i = 0; i < rt->nplugins; i++) {
+        struct torpor_plugin_ctx *p = rt->plugins[i];
+        if (!p->created || !tpr_plugin_has_reload(p)) {
+            continue;
+        }
+        called++;
+        /* The plugin logged why; it keeps serving with what it had. */
+        if (p->desc.reload(p->state) != TORPOR_OK) {
+            failed++;
+        }
+    }
+    if (called > 0) {
+        tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "reloaded %u plugin%s, %u kept their previous state", called - failed, called - failed == 1 ? "" : "s", failed);
+    }
+    return failed;
+}
+
 static void
 runtime_on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -464,6 +489,8 @@ runtime_on_signal(evutil_socket_t sig, short what, void *arg)
             tpr_diag_log(&diag, TORPOR_LOG_ERR, "core");
         }
         tpr_diag_free(&diag);
+        /* Plugins re-read their own files, whatever the config file says. */
+        (void)tpr_runtime_reload_plugins(rt);
         return;
     }
     tpr_log(TORPOR_LOG_NOTICE, "core", NULL, "received %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -526,6 +553,7 @@ tpr_runtime_free(struct tpr_runtime *rt)
     for (size_t i = 0; i < rt->nshards; i++) {
         tpr_objects_free(rt->shards[i].objects);
     }
+    tpr_room_ops_finish(rt);
     /* Records the transports still hold: they free their parts. */
     for (size_t i = 0; i < rt->nshards; i++) {
         tpr_conn_store_free(rt->shards[i].conns);
@@ -544,6 +572,7 @@ tpr_runtime_free(struct tpr_runtime *rt)
     }
     free(rt->plugins);
     free(rt->routes);
+    tpr_room_ops_free(rt);
     tpr_config_free(rt->cfg);
     free(rt);
 }

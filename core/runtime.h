@@ -21,6 +21,7 @@
 struct tpr_objects;
 struct tpr_conn_store;
 struct tpr_idle_queue;
+struct tpr_room_ops;
 struct event;
 
 /* A route: "/NAME/<object>" goes to the objects of class klass. */
@@ -82,6 +83,8 @@ struct tpr_runtime {
     size_t nconns;              /* attached connections; __atomic */
     uint64_t next_conn_id;      /* __atomic */
 
+    struct tpr_room_ops *room_ops;  /* backends' calls and taps */
+
     torpor_timer *alarm_timer;  /* polls storage for due alarms */
     bool alarm_polling;         /* a poll is in flight */
 
@@ -106,7 +109,8 @@ TPR_EXPORT torpor_err tpr_runtime_start(struct tpr_runtime *rt);
 
 /*
  * tpr_runtime_run runs the main loop until a shutdown completes.  SIGTERM
- * and SIGINT start a shutdown; SIGHUP reloads the log level.
+ * and SIGINT start a shutdown; SIGHUP reloads the log level and calls each
+ * plugin's reload hook.
  */
 TPR_EXPORT torpor_err tpr_runtime_run(struct tpr_runtime *rt);
 
@@ -124,6 +128,13 @@ TPR_EXPORT void tpr_runtime_stop(struct tpr_runtime *rt);
  */
 TPR_EXPORT torpor_err tpr_runtime_reload(struct tpr_runtime *rt,
                                          struct tpr_diag *diag);
+
+/*
+ * tpr_runtime_reload_plugins calls the reload hook of every plugin that has
+ * one, in load order, and returns how many failed (each kept what it had
+ * and logged why).  Main loop, after start.
+ */
+TPR_EXPORT unsigned tpr_runtime_reload_plugins(struct tpr_runtime *rt);
 
 /* tpr_runtime_free frees everything, plugins last. */
 TPR_EXPORT void tpr_runtime_free(struct tpr_runtime *rt);

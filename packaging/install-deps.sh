@@ -1,18 +1,25 @@
 #!/bin/sh
 # Installs what torpor needs on Debian 12: the build dependencies, and with
-# --test also what the test suite drives (real clients, PostgreSQL, clang
-# for the fuzz targets, Node's ws module from the npm registry).
+# --test also what the test suite drives (real clients, a headless
+# Chromium, PostgreSQL, clang for the fuzz targets, the openssl command for
+# the TLS tests' certificates, Node's ws, playwright-core and protobufjs
+# from the npm registry).
 #
 #   packaging/install-deps.sh          build and run torpord
 #   packaging/install-deps.sh --test   also run `make check`
+#   packaging/install-deps.sh --bench  also run `make bench`: the servers
+#                                      torpor is compared with, Redis and
+#                                      gnuplot (bench/peers/install.sh)
 set -eu
 
 want_test=no
+want_bench=no
 for arg in "$@"; do
     case "$arg" in
     --test) want_test=yes ;;
+    --bench) want_bench=yes ;;
     -h|--help)
-        sed -n '2,8s/^# \{0,1\}//p' "$0"
+        sed -n '2,12s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     *)
@@ -30,8 +37,8 @@ fi
 build_pkgs="build-essential autoconf automake libtool pkgconf
     libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev zlib1g-dev
     libinih-dev libpq-dev libnng-dev check"
-test_pkgs="python3 python3-websockets nodejs nng-utils postgresql
-    clang libclang-rt-14-dev"
+test_pkgs="python3 python3-websockets nodejs nng-utils postgresql openssl
+    clang libclang-rt-14-dev chromium"
 
 pkgs=$build_pkgs
 if [ "$want_test" = yes ]; then
@@ -59,11 +66,17 @@ fi
 
 if [ "$want_test" = yes ]; then
     top=$(cd "$(dirname "$0")/.." && pwd)
-    # Node's ws client, pinned by the lock file.
+    # Node's ws client and playwright-core, and the Node.js backend
+    # worker's protobufjs, pinned by their lock files.
     if command -v npm >/dev/null 2>&1; then
         (cd "$top/tests/node" && npm ci --no-audit --no-fund --loglevel=error)
+        (cd "$top/examples/workers/node" && npm ci --no-audit --no-fund --loglevel=error)
     else
         echo "install-deps.sh: npm not found after installing it" >&2
         exit 1
     fi
+fi
+
+if [ "$want_bench" = yes ]; then
+    "$(cd "$(dirname "$0")/.." && pwd)/bench/peers/install.sh"
 fi

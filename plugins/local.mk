@@ -6,3 +6,5 @@ include plugins/echo/local.mk
 include plugins/chat/local.mk
 include plugins/file/local.mk
 include plugins/postgres/local.mk
+include plugins/backend/local.mk
+include plugins/nng/local.mk

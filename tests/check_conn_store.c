@@ -4,7 +4,8 @@
  * pointed to, then the core's; it finds its transport and shard from its
  * address, is named by a 32-bit ref, and goes back to a block that is
  * unmapped once empty.  Teardown hands unreleased records to the
- * transport's conn_discard.
+ * transport's conn_discard.  A walk visits a transport's records in
+ * batches.
  */
 #include "build-config.h"
 
@@ -206,6 +207,113 @@ START_TEST(test_store_free_discards_unreleased)
 }
 END_TEST
 
+/* Visits per record of a walk, by the index kept in its transport part. */
+static uint8_t walk_seen[MANY];
+
+static void
+walk_count(void *arg, void *tconn)
+{
+    uint32_t i;
+
+    (void)arg;
+    memcpy(&i, tconn, sizeof(i));
+    ck_assert_uint_lt(i, MANY);
+    walk_seen[i]++;
+}
+
+/*
+ * A walk in batches visits every record of its transport that is not
+ * released, once a pass, and no other transport's.
+ */
+START_TEST(test_store_walk_visits_each_once)
+{
+    struct tpr_shard shard = {0};
+    struct tpr_conn_store *store;
+    struct torpor_plugin_ctx *t = fake_transport(16);
+    struct torpor_plugin_ctx *u = fake_transport(16);
+    static torpor_conn *conns[MANY];
+    uint8_t tconn[16] = {0};
+    uint64_t cursor = 0;
+    int calls = 0;
+
+    ck_assert_int_eq(tpr_conn_store_new(&shard, &store), TORPOR_OK);
+    for (uint32_t i = 0; i < MANY; i++) {
+        memcpy(tconn, &i, sizeof(i));
+        ck_assert_int_eq(tpr_conn_new(store, i % 5 == 0 ? u : t, tconn,
+                                      &conns[i]),
+                         TORPOR_OK);
+    }
+    conns[1]->transport_done = true; /* released: no longer the walk's */
+    for (int pass = 0; pass < 2; pass++) {
+        memset(walk_seen, 0, sizeof(walk_seen));
+        do {
+            calls++;
+            ck_assert_int_lt(calls, 100);
+        } while (!tpr_conn_store_walk(store, t, &cursor, 100, walk_count,
+                                      NULL));
+        ck_assert_uint_eq(cursor, 0);
+        for (int i = 0; i < MANY; i++) {
+            ck_assert_uint_eq(walk_seen[i], i % 5 == 0 || i == 1 ? 0 : 1);
+        }
+    }
+    /* 3199 records in batches of 100, twice. */
+    ck_assert_int_eq(calls, 2 * 32);
+    for (int i = 0; i < MANY; i++) {
+        conns[i]->transport_done = true;
+        tpr_conn_delete(conns[i]);
+    }
+    tpr_conn_store_free(store);
+    free(t);
+    free(u);
+}
+END_TEST
+
+static void
+walk_delete(void *arg, void *tconn)
+{
+    torpor_conn *conn = (torpor_conn *)((uint8_t *)tconn
+                                        + TORPOR_CONN_SPAN(16));
+
+    walk_count(arg, tconn);
+    conn->transport_done = true;
+    tpr_conn_delete(conn);
+}
+
+/*
+ * A callback may free the record it is given, down to emptying and
+ * unmapping its block, and the walk goes on with the rest.
+ */
+START_TEST(test_store_walk_survives_frees)
+{
+    struct tpr_shard shard = {0};
+    struct tpr_conn_store *store;
+    struct torpor_plugin_ctx *t = fake_transport(16);
+    uint8_t tconn[16] = {0};
+    uint64_t cursor = 0;
+    torpor_conn *conn;
+    int calls = 0;
+
+    ck_assert_int_eq(tpr_conn_store_new(&shard, &store), TORPOR_OK);
+    for (uint32_t i = 0; i < MANY; i++) {
+        memcpy(tconn, &i, sizeof(i));
+        ck_assert_int_eq(tpr_conn_new(store, t, tconn, &conn), TORPOR_OK);
+    }
+    memset(walk_seen, 0, sizeof(walk_seen));
+    do {
+        calls++;
+        ck_assert_int_lt(calls, 100);
+    } while (!tpr_conn_store_walk(store, t, &cursor, 333, walk_delete, NULL));
+    for (int i = 0; i < MANY; i++) {
+        ck_assert_uint_eq(walk_seen[i], 1);
+    }
+    /* Nothing is left to visit. */
+    ck_assert(tpr_conn_store_walk(store, t, &cursor, 333, walk_delete, NULL));
+    ck_assert_uint_eq(cursor, 0);
+    tpr_conn_store_free(store);
+    free(t);
+}
+END_TEST
+
 static Suite *
 conn_store_suite(void)
 {
@@ -217,6 +325,8 @@ conn_store_suite(void)
     tcase_add_test(core, test_store_refs_round_trip);
     tcase_add_test(core, test_store_reuses_and_unmaps);
     tcase_add_test(core, test_store_free_discards_unreleased);
+    tcase_add_test(core, test_store_walk_visits_each_once);
+    tcase_add_test(core, test_store_walk_survives_frees);
     suite_add_tcase(s, core);
     return s;
 }

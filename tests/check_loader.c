@@ -6,6 +6,7 @@
 #include "build-config.h"
 
 #include <check.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,28 @@ START_TEST(test_loader_accepts_good_plugin)
     ck_assert_uint_eq(p->desc.kind, TORPOR_KIND_CLASS);
     ck_assert_ptr_nonnull(p->ops.klass.object_create);
     ck_assert_ptr_null(p->ops.klass.message);
+    ck_assert(tpr_plugin_has_reload(p));
+    tpr_plugin_close(p);
+}
+END_TEST
+
+/*
+ * A plugin built against ABI 1.0 loads into this 1.1 core, and the hook
+ * that lies past its descriptor's size reads as absent, whatever the
+ * memory beyond holds.
+ */
+START_TEST(test_loader_accepts_abi_1_0_descriptor)
+{
+    struct tpr_diag diag = {0};
+    struct torpor_plugin_ctx *p = NULL;
+
+    ck_assert_int_eq(load("abi_1_0", &diag, &p), TORPOR_OK);
+    ck_assert_uint_eq(diag.count, 0);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq(p->desc.abi_minor, 0);
+    ck_assert_uint_eq(p->desc.size, offsetof(struct torpor_plugin, reload));
+    ck_assert_ptr_null(p->desc.reload);
+    ck_assert(!tpr_plugin_has_reload(p));
     tpr_plugin_close(p);
 }
 END_TEST
@@ -175,22 +198,28 @@ START_TEST(test_loader_refuses_newer_minor)
 }
 END_TEST
 
-/* A descriptor smaller than ABI 1.0's is refused with both sizes. */
+/* A descriptor smaller than the ABI's is refused with both sizes. */
 START_TEST(test_loader_refuses_short_descriptor)
 {
-    char reason[64];
+    char reason[64], abi[32];
 
     snprintf(reason, sizeof(reason), "descriptor of 16 bytes, core needs %zu",
-             sizeof(struct torpor_plugin));
-    assert_refusal("short_size", TORPOR_EABI, reason, "plugin ABI 1.0");
+             offsetof(struct torpor_plugin, reload));
+    snprintf(abi, sizeof(abi), "plugin ABI %d.%d", TORPOR_ABI_MAJOR,
+             TORPOR_ABI_MINOR);
+    assert_refusal("short_size", TORPOR_EABI, reason, abi);
 }
 END_TEST
 
 /* A mandatory hook left NULL is refused by name. */
 START_TEST(test_loader_refuses_missing_hook)
 {
+    char abi[32];
+
+    snprintf(abi, sizeof(abi), "plugin ABI %d.%d", TORPOR_ABI_MAJOR,
+             TORPOR_ABI_MINOR);
     assert_refusal("no_create", TORPOR_EABI,
-                   "mandatory hook \"create\" is NULL", "plugin ABI 1.0");
+                   "mandatory hook \"create\" is NULL", abi);
 }
 END_TEST
 
@@ -209,6 +238,24 @@ START_TEST(test_loader_accepts_transport_records)
 }
 END_TEST
 
+/*
+ * Transport ops of ABI 1.0 end before conn_bytes: they load, and the core
+ * reads neither conn_bytes nor conn_discard beyond their size.
+ */
+START_TEST(test_loader_accepts_transport_of_abi_1_0)
+{
+    struct tpr_diag diag = {0};
+    struct torpor_plugin_ctx *p = NULL;
+
+    ck_assert_int_eq(load("transport_1_0", &diag, &p), TORPOR_OK);
+    ck_assert_uint_eq(diag.count, 0);
+    ck_assert_uint_eq(p->desc.kind, TORPOR_KIND_TRANSPORT);
+    ck_assert_uint_eq(p->ops.transport.conn_bytes, 0);
+    ck_assert_ptr_null(p->ops.transport.conn_discard);
+    tpr_plugin_close(p);
+}
+END_TEST
+
 /* Records over TORPOR_CONN_BYTES_MAX are refused with both sizes. */
 START_TEST(test_loader_refuses_big_records)
 {
@@ -216,7 +263,7 @@ START_TEST(test_loader_refuses_big_records)
 
     snprintf(reason, sizeof(reason), "conn_bytes of %u, at most %u",
              TORPOR_CONN_BYTES_MAX + 1, TORPOR_CONN_BYTES_MAX);
-    assert_refusal("conn_too_big", TORPOR_EABI, reason, "plugin ABI 1.0");
+    assert_refusal("conn_too_big", TORPOR_EABI, reason, "plugin ABI 1.1");
 }
 END_TEST
 
@@ -225,7 +272,7 @@ START_TEST(test_loader_refuses_records_without_discard)
 {
     assert_refusal("conn_no_discard", TORPOR_EABI,
                    "conn_bytes is set but hook \"conn_discard\" is NULL",
-                   "plugin ABI 1.0");
+                   "plugin ABI 1.1");
 }
 END_TEST
 
@@ -237,6 +284,8 @@ loader_suite(void)
     TCase *errors = tcase_create("errors");
 
     tcase_add_test(core, test_loader_accepts_good_plugin);
+    tcase_add_test(core, test_loader_accepts_abi_1_0_descriptor);
+    tcase_add_test(core, test_loader_accepts_transport_of_abi_1_0);
     tcase_add_test(core, test_loader_searches_path);
     tcase_add_test(core, test_loader_accepts_transport_records);
     tcase_add_test(errors, test_loader_refuses_missing_file);

@@ -390,6 +390,28 @@ START_TEST(test_hs_reject_response)
 }
 END_TEST
 
+/* A 429 with a delay carries Retry-After in seconds; without, none. */
+START_TEST(test_hs_reject_retry_after)
+{
+    const char *want = "HTTP/1.1 429 Too Many Requests\r\n"
+                       "Connection: close\r\n"
+                       "Retry-After: 3\r\n"
+                       "Content-Type: text/plain\r\n"
+                       "Content-Length: 18\r\n"
+                       "\r\n"
+                       "Too Many Requests\n";
+    char out[512];
+
+    ck_assert_uint_eq(ws_handshake_reject_retry(out, sizeof(out), 429, 3),
+                      strlen(want));
+    ck_assert_str_eq(out, want);
+    ck_assert_uint_gt(ws_handshake_reject_retry(out, sizeof(out), 429, 0), 0);
+    ck_assert_ptr_null(strstr(out, "Retry-After"));
+    ck_assert_uint_eq(ws_handshake_reject_retry(out, sizeof(out), 429, 0),
+                      ws_handshake_reject(out, sizeof(out), 429));
+}
+END_TEST
+
 /* Every status the parser returns has a response with its own headers. */
 START_TEST(test_hs_reject_statuses)
 {
@@ -804,6 +826,7 @@ ws_handshake_suite(void)
     tcase_add_test(core, test_hs_accept_response);
     tcase_add_test(core, test_hs_reject_response);
     tcase_add_test(core, test_hs_reject_statuses);
+    tcase_add_test(core, test_hs_reject_retry_after);
     suite_add_tcase(s, core);
 
     tcase_add_test(limits, test_hs_parse_every_prefix_is_more);

@@ -50,7 +50,14 @@ struct torpor_class_ops {
     /* open: a client joined and may now be sent to.  Optional. */
     torpor_err (*open)(void *instance, torpor_conn *conn);
 
-    /* message: one whole message from a client.  Optional. */
+    /*
+     * message: one whole message from a client, or from a backend service
+     * (since ABI 1.1): then conn is a sender no client holds, with
+     * conn_id 0 and host->conn_origin TORPOR_ORIGIN_BACKEND, which never
+     * opens, closes or appears in conns or broadcasts, and is valid only
+     * until this event ends.  Sending to it answers the backend; closing
+     * it tells the backend the message was refused.  Optional.
+     */
     torpor_err (*message)(void *instance, torpor_conn *conn,
                           torpor_msg_kind kind, const void *data, size_t len);
 

@@ -20,6 +20,7 @@
 
 #include <torpor/types.h>
 #include <torpor/storage.h>
+#include <torpor/room.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,6 +38,9 @@ typedef void (*torpor_timer_cb)(torpor_timer *timer, void *arg);
 
 /* The callback of a watch: arg as given to watch_add, TORPOR_IO_* ready. */
 typedef void (*torpor_watch_cb)(void *arg, unsigned events);
+
+/* The callback of conn_walk: arg as given, tconn one connection's record. */
+typedef void (*torpor_conn_walk_cb)(void *arg, void *tconn);
 
 /*
  * A task to run on a loop, posted from any thread with host->loop_post.
@@ -60,7 +64,20 @@ typedef struct torpor_attach_req {
     torpor_bytes name;    /* the object's name, already percent-decoded */
     torpor_bytes query;   /* the raw query string, without '?'; may be empty */
     const char *peer;     /* the client's address for logs: "127.0.0.1:5050" */
+    /*
+     * The subprotocol the transport agreed with the client (WebSocket's
+     * Sec-WebSocket-Protocol), or empty for none.  A class reads it in
+     * accept, the one hook that sees the request, and keeps it as a tag or
+     * in the attachment if later events need it.  The core hands a class
+     * a request of its own size, so a transport built before this member
+     * gives an empty one.
+     */
+    torpor_bytes subprotocol;
 } torpor_attach_req;
+
+/* The first size of torpor_attach_req: a transport sends at least this. */
+#define TORPOR_ATTACH_REQ_MIN_SIZE                                         \
+    (offsetof(torpor_attach_req, peer) + sizeof(const char *))
 
 struct torpor_host {
     uint32_t size;          /* sizeof(struct torpor_host) in the core */
@@ -197,10 +214,10 @@ struct torpor_host {
      * (and every read their callbacks started) has completed.  Meanwhile
      * no other event of the object is delivered (the input gate).  Puts and
      * deletes are buffered and committed together, atomically, when the
-     * event ends; messages sent after the first of them are held until the
-     * commit is durable (the output gate), and dropped if it fails, after
-     * which the object's instance is destroyed so that the next event
-     * builds it again from storage.  Reads see the event's own buffered
+     * event ends; messages sent and closes asked for after the first of
+     * them are held, in order, until the commit is durable (the output
+     * gate), and dropped if it fails, after which the object's instance is
+     * destroyed so that the next event builds it again from storage.  Reads see the event's own buffered
      * writes.  Outside an event these calls return TORPOR_ESTATE.
      *
      * storage_get and storage_list complete on the object's loop, never
@@ -315,7 +332,132 @@ struct torpor_host {
     /* conn_auto_response_ms: wall time of the last auto-response, or 0. */
     uint64_t (*conn_auto_response_ms)(const torpor_conn *conn);
 
-    /* ---- watches: descriptors by the thousand ---- */
+    /* ---- class side: finishing an event elsewhere (ABI 1.1) ---- */
+
+    /*
+     * event_hold keeps the object's current event open after its handler
+     * returns, the way a pending storage read does, for a class that waits
+     * for something outside the core (a worker process, a remote
+     * service): no other event of the object is delivered, its writes are
+     * not committed and it does not hibernate until every hold is
+     * released.  Storage, alarm, send and close calls keep working within
+     * the held event, with the same gates.  Called within an event, on
+     * the object's loop; TORPOR_ESTATE outside one.
+     *
+     * event_release ends one hold, on the object's loop (from another
+     * thread, post a task there with loop_post), never inside the handler
+     * that took it.  result is the event's outcome as its handler would
+     * have returned it: an alarm whose event ends with an error is retried
+     * with backoff.  The core does not log result: the class says why its
+     * event failed.  When the last hold goes the event ends, its writes
+     * commit, and the object may be freed within the call: do not use it
+     * afterwards unless it still has connections or more holds.
+     *
+     * A held event can last as long as the class lets it: the class
+     * bounds the wait (a timeout of its own), because the room's other
+     * events queue meanwhile, up to [core] max_queued_events.
+     */
+    torpor_err (*event_hold)(torpor_object *object);
+    void (*event_release)(torpor_object *object, torpor_err result);
+
+    /* object_id: the object's 128-bit id, as storage and logs know it. */
+    void (*object_id)(const torpor_object *object, uint8_t out[16]);
+
+    /* object_loop: the loop an object and its connections run on. */
+    torpor_loop *(*object_loop)(const torpor_object *object);
+    /* ---- rooms, on behalf of backend services (ABI 1.1) ---- */
+
+    /*
+     * The calls below serve a transport whose peers are backend services
+     * rather than clients (the nng transport); torpor/room.h has their
+     * types and the rules they share: any thread, arguments copied, the
+     * completion exactly once on the room's loop, never inside the call.
+     * Immediate errors: TORPOR_EINVAL (a malformed ref or message: no
+     * name nor id, both, both route and class_name, a name over 256 bytes
+     * or "~new", a kind that is neither text nor binary), TORPOR_ENOENT
+     * (no such route or class), TORPOR_ECLOSED (shutting down),
+     * TORPOR_ENOMEM.  As with conn_received, text must be valid UTF-8 and
+     * the transport checks it.
+     */
+
+    /*
+     * room_publish hands a message to the room's class as if a client had
+     * sent it: the message handler runs, in order with the room's other
+     * events, waking a hibernating room first and making a room that does
+     * not exist.  The sender the class sees is a connection of the
+     * calling transport that no client holds: conn_id 0, conn_origin
+     * TORPOR_ORIGIN_BACKEND, never opened nor closed, in no list or
+     * broadcast, valid only within that event.  What the class sends to
+     * it reaches tconn through the transport's frame_send, a close through
+     * its close op (and no conn_closed follows).  The completion comes
+     * once the event is over and its writes are durable: err TORPOR_OK
+     * (handler_err says what the handler returned), TORPOR_ENOENT (an id
+     * of no room in memory), TORPOR_EAGAIN (the room's queue is full: try
+     * again later), TORPOR_EIO (its writes could not be committed and
+     * were dropped with what they held), TORPOR_ELIMIT (the handler ran
+     * past handler_timeout_ms and the room was reset), TORPOR_ECLOSED
+     * (shutting down before it ran), or the error of the class's
+     * constructor, which could not wake the room.  self must be a
+     * transport (TORPOR_ESTATE at once otherwise).
+     */
+    torpor_err (*room_publish)(torpor_plugin_ctx *self,
+                               const torpor_room_ref *ref,
+                               const torpor_room_msg *msg, void *tconn,
+                               torpor_room_done_cb cb, void *arg);
+
+    /*
+     * room_deliver sends a message straight to the room's open
+     * connections (those with msg->tag, if set; not msg->except_conn),
+     * encoded once, without waking the room or telling its class.  It
+     * waits behind a commit in flight, like the room's own broadcasts.
+     * A room not in memory has no connections: count 0.  The completion's
+     * count is how many connections it went to.
+     */
+    torpor_err (*room_deliver)(torpor_plugin_ctx *self,
+                               const torpor_room_ref *ref,
+                               const torpor_room_msg *msg,
+                               torpor_room_done_cb cb, void *arg);
+
+    /*
+     * room_conns lists the room's open connections (with tag, if not
+     * NULL), awake or hibernating, without waking it.
+     */
+    torpor_err (*room_conns)(torpor_plugin_ctx *self,
+                             const torpor_room_ref *ref,
+                             const torpor_bytes *tag,
+                             torpor_room_conns_cb cb, void *arg);
+
+    /*
+     * room_storage_get and room_storage_list read the room's storage as
+     * committed (writes of an event still in flight are not seen), without
+     * waking it; the rows are those of torpor/storage.h.  TORPOR_EUNSUPPORTED
+     * at once if no storage backend is configured, TORPOR_ELIMIT for a key
+     * over the limit; TORPOR_ENOENT in the completion for an id of no room
+     * in memory.
+     */
+    torpor_err (*room_storage_get)(torpor_plugin_ctx *self,
+                                   const torpor_room_ref *ref,
+                                   const torpor_bytes *keys, size_t n,
+                                   torpor_storage_rows_cb cb, void *arg);
+    torpor_err (*room_storage_list)(torpor_plugin_ctx *self,
+                                    const torpor_room_ref *ref,
+                                    const torpor_range *range,
+                                    torpor_storage_rows_cb cb, void *arg);
+
+    /*
+     * room_tap sets the plugin's tap, which then sees every event of every
+     * room (open, message, close, alarm), on the room's loop, right before
+     * the class does; cb NULL removes it.  While no plugin has a tap set,
+     * a room pays one branch per event for this.  Any thread; a call that
+     * races an event may or may not see it.  TORPOR_ELIMIT if four other
+     * plugins have taps set.
+     */
+    torpor_err (*room_tap)(torpor_plugin_ctx *self, torpor_room_tap_cb cb,
+                           void *arg);
+
+    /* conn_origin: whether conn is a client's or a backend's sender. */
+    torpor_conn_origin (*conn_origin)(const torpor_conn *conn);
+    /* ---- watches: descriptors by the thousand (ABI 1.1) ---- */
 
     /*
      * A watch is io_open without a handle: the loop keeps every watched
@@ -351,7 +493,7 @@ struct torpor_host {
      */
     void (*watch_del)(torpor_loop *loop, int fd, void *arg);
 
-    /* ---- transport side: records the core keeps (conn_bytes) ---- */
+    /* ---- transport side: records the core keeps, conn_bytes (ABI 1.1) ---- */
 
     /*
      * conn_release tells the core that the transport is done with the
@@ -369,6 +511,25 @@ struct torpor_host {
      * for a transport that keeps its own.  Any thread.
      */
     torpor_loop *(*conn_loop)(const torpor_conn *conn);
+
+    /*
+     * conn_walk visits the connections of the transport self that live
+     * on loop, so that a transport can look at all of them now and then
+     * (keepalive) without a list or a timer of its own: it calls cb with
+     * arg and each record (the one transport ops are given) that the
+     * transport is not done with (not released, for conn_bytes; not
+     * reported closed, otherwise), in the order of the loop's store,
+     * from *cursor on (0: the start), at most max of them, then sets
+     * *cursor to where the next call goes on.  Returns true when this call
+     * reached the end, *cursor being 0 again.  A record that lives through
+     * a whole pass is visited once in it; one made or freed meanwhile may
+     * be visited or not.  cb may make any call a callback on loop may,
+     * release its record included.  On loop; it costs nothing per
+     * connection.
+     */
+    bool (*conn_walk)(torpor_loop *loop, torpor_plugin_ctx *self,
+                      uint64_t *cursor, uint32_t max, torpor_conn_walk_cb cb,
+                      void *arg);
 };
 
 #define TORPOR_TAGS_MAX 10

@@ -22,6 +22,7 @@
 #include <torpor/transport.h>
 #include <torpor/class.h>
 #include <torpor/storage.h>
+#include <torpor/room.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,7 +32,7 @@ extern "C" {
 #define TORPOR_PLUGIN_MAGIC 0x74707231u
 
 #define TORPOR_ABI_MAJOR 1
-#define TORPOR_ABI_MINOR 0
+#define TORPOR_ABI_MINOR 1
 
 /* The name of the one symbol a plugin exports. */
 #define TORPOR_PLUGIN_ENTRY_SYMBOL "torpor_plugin_entry"
@@ -95,6 +96,19 @@ struct torpor_plugin {
         const struct torpor_class_ops *klass;
         const struct torpor_storage_ops *storage;
     } ops;
+
+    /* ---- ABI 1.1 ---- */
+
+    /*
+     * reload re-reads what the plugin can change while it runs (a
+     * transport's TLS certificate, say) after the daemon received SIGHUP.
+     * Main thread, loop running, after start; it may read files but must
+     * not wait on the network.  A failure must leave the plugin serving as
+     * before: the plugin logs why and returns its code (TORPOR_EINVAL for
+     * bad files), which the core only counts.  Optional; the core calls it
+     * only for a descriptor whose size covers it.
+     */
+    torpor_err (*reload)(void *state);
 };
 
 /*

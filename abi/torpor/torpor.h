@@ -9,6 +9,7 @@
 #include <torpor/transport.h>
 #include <torpor/class.h>
 #include <torpor/storage.h>
+#include <torpor/room.h>
 #include <torpor/plugin.h>
 
 #endif /* TORPOR_ABI_TORPOR_H */

@@ -51,6 +51,8 @@ struct torpor_transport_ops {
     torpor_err (*close)(void *tconn, uint16_t code, const char *reason,
                         size_t reason_len);
 
+    /* ---- ABI 1.1: the core may keep the transport's records ---- */
+
     /*
      * conn_bytes, when not 0, asks the core to keep each attached
      * connection's transport record in one allocation with its own, in a

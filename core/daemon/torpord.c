@@ -35,7 +35,8 @@ torpord_usage(FILE *out)
             "  -h, --help              print this help and exit\n"
             "\n"
             "Signals: SIGTERM and SIGINT close every client with 1001 and exit;\n"
-            "SIGHUP re-reads the log level from the config file.\n");
+            "SIGHUP re-reads the log level from the config file, and plugins re-read\n"
+            "their own files (the websocket transport its TLS certificate and key).\n");
 }
 
 int

@@ -4,18 +4,24 @@
  * Threads: listeners, the accept pause timer and connections in their
  * handshake live on the host's main loop.  Once the core attaches a
  * connection it moves to its object's loop and from then on only that
- * loop touches it.
+ * loop touches it.  What several loops share: the per-address counts
+ * (under their table's lock), the TLS sessions by descriptor (each entry
+ * touched by the loop of its connection), the keepalive sweeps' list
+ * (pushed to atomically) and the counters (atomic).  Per-route options
+ * are fixed once the plugin has started, and read from any loop.
  *
- * Memory: an idle open connection is one struct ws_conn of 16 bytes, kept
+ * Memory: an idle open connection is one struct ws_conn of 24 bytes, kept
  * by the core beside its own record (transport ops conn_bytes), and
  * nothing else: no pointer to the plugin's state (there is one, ws_of),
  * to its loop (the core's store knows it, ws_loop) or to the core's
- * handle (it follows the record, ws_core).  Everything that exists only
- * while work is in progress (the handshake bytes, a frame or message that
- * spans reads, unsent output, a deadline) lives in a struct ws_busy that
- * is freed as soon as the work is done.  During its handshake a
- * connection is a struct ws_hs_conn of the plugin's own, listed so that
- * stop and destroy find it; attaching copies its ws_conn into the core.
+ * handle (it follows the record, ws_core).  A TLS connection has its
+ * session besides, in a table by descriptor (ws_tls_io.c) that exists
+ * only when listen_tls is set.  Everything that exists only while work is
+ * in progress (the handshake bytes, a frame or message that spans reads,
+ * unsent output, a deadline) lives in a struct ws_busy that is freed as
+ * soon as the work is done.  During its handshake a connection is a
+ * struct ws_hs_conn of the plugin's own, listed so that stop and destroy
+ * find it; attaching copies its ws_conn into the core.
  */
 #ifndef TORPOR_PLUGINS_WS_H
 #define TORPOR_PLUGINS_WS_H
@@ -23,11 +29,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include <torpor/torpor.h>
 
+#include "ws_deflate.h"
 #include "ws_frame.h"
+#include "ws_io.h"
 #include "ws_utf8.h"
 
 #define WS_PLUGIN_NAME "websocket"
@@ -64,21 +73,113 @@
 /* Close reason bytes that fit a control frame after the 2-byte code. */
 #define WS_CLOSE_REASON_MAX (WS_CONTROL_PAYLOAD_MAX - 2)
 
+/*
+ * Routes that may have options of their own; ws_conn.route holds the
+ * index in 8 bits, 0 being the defaults.
+ */
+#define WS_ROUTES_MAX 255
+
+/*
+ * The unit of ws_conn.seen_tick.  24 bits of it wrap after 19 days; the
+ * keepalive compares stamps modulo 2^24 and never waits that long.
+ */
+#define WS_TICK_MS 100
+#define WS_TICK_BITS 24
+
 struct ws_addr {
     struct sockaddr_storage ss;
     socklen_t len;
 };
 
-/* The [transport.websocket] section; see ws_config.c for each key. */
+/*
+ * The keys of [transport.websocket] that apply to the whole transport; see
+ * ws_config.c for each.  Keys that may differ by route are in struct
+ * ws_route_opts.
+ */
 struct ws_config {
     struct ws_addr listen[WS_LISTEN_MAX];
     size_t n_listen;
-    size_t max_message_bytes;
+    struct ws_addr listen_tls[WS_LISTEN_MAX];
+    size_t n_listen_tls;
+    char *tls_certificate; /* paths; NULL until set (ws_tls.c) */
+    char *tls_private_key;
+    int tls_min_version; /* OpenSSL's version number; 0: TLS 1.2 */
     size_t max_handshake_bytes;
     uint64_t handshake_timeout_ms;
     uint64_t close_timeout_ms;
-    size_t max_output_bytes;
+    uint32_t max_connections_per_address; /* 0: no limit */
+    uint32_t max_upgrades_per_second_per_address; /* 0: no limit */
 };
+
+/* A list of words from the config, each a NUL-terminated copy. */
+struct ws_names {
+    char **items;
+    uint32_t n;
+    bool any; /* "*": every value matches, items is empty */
+};
+
+/*
+ * The options of one route, or the defaults every route starts from; see
+ * ws_route.c for each key.  Complete once the plugin has started: a route
+ * holds its own value or a copy of the default for every member, so code
+ * that reads one never falls back by itself.
+ *
+ * A new per-route setting is a member here and a row in ws_route_keys
+ * (ws_route.c), which gives its key, kind and range; parsing, inheriting
+ * from the defaults and freeing follow from the row.
+ */
+struct ws_route_opts {
+    char *name;    /* the route, e.g. "chat"; NULL for the defaults */
+    uint8_t index; /* place in ws_state.routes, kept in ws_conn.route */
+    uint64_t set;  /* bit i: row i of ws_route_keys was given for it */
+
+    size_t max_message_bytes;
+    size_t max_output_bytes;
+    uint64_t ping_interval_ms; /* 0: no keepalive */
+    uint64_t pong_timeout_ms;
+    struct ws_names subprotocols; /* in the server's order of preference */
+    bool subprotocol_required;
+    struct ws_names allowed_origins; /* lowercase; any by default */
+    bool origin_required;
+    struct ws_deflate_config deflate; /* the compression_* keys */
+};
+
+/*
+ * What the plugin counts over its life, with __atomic builtins from any
+ * loop, and logs in one line when it is destroyed.
+ */
+struct ws_counters {
+    uint64_t keepalive_drops;     /* no answer to a ping in time */
+    uint64_t slow_consumers;      /* closed over max_output_bytes */
+    uint64_t handshake_timeouts;  /* no complete request in time */
+    uint64_t refused_connections; /* over max_connections_per_address */
+    uint64_t refused_rate;        /* over the upgrade rate of an address */
+    uint64_t refused_origin;      /* Origin not allowed or missing */
+    uint64_t refused_subprotocol; /* no subprotocol in common */
+};
+
+#define WS_COUNT(ws, counter)                                                  \
+    ((void)__atomic_add_fetch(&(ws)->counters.counter, 1, __ATOMIC_RELAXED))
+
+struct ws_conn;
+
+/*
+ * One loop's keepalive sweep, which walks the connections the core keeps
+ * for the plugin on that loop (host->conn_walk).  Made by the loop's
+ * first connection on that loop and only ever touched there; freed at
+ * destroy.
+ */
+struct ws_sweep {
+    struct ws_sweep *next; /* in ws_state.sweeps */
+    struct ws_state *ws;
+    torpor_loop *loop;
+    torpor_timer *timer;
+    uint64_t cursor; /* where the walk goes on */
+};
+
+struct ws_tls_conn;
+
+struct ws_peer_table;
 
 struct ws_state;
 
@@ -86,6 +187,7 @@ struct ws_listener {
     struct ws_state *ws;
     int fd;        /* -1 once closed */
     torpor_io *io; /* NULL while accepting is paused */
+    bool tls;      /* from listen_tls */
 };
 
 struct ws_state {
@@ -94,8 +196,9 @@ struct ws_state {
     struct ws_config cfg;
 
     /* Main loop only. */
-    struct ws_listener listeners[WS_LISTEN_MAX];
+    struct ws_listener listeners[2 * WS_LISTEN_MAX];
     size_t n_listeners;
+    struct ssl_ctx_st *tls_ctx; /* new TLS connections' SSL_CTX, or NULL */
     torpor_timer *accept_timer; /* resumes accepting after EMFILE */
     uint64_t accept_warned_ms;  /* last "out of descriptors" line */
     bool stopping;
@@ -105,6 +208,33 @@ struct ws_state {
      * main loop only.  Attached ones are the core's to find.
      */
     struct ws_hs_conn *handshakes;
+
+    /* Options by route; routes[0] are the defaults.  Fixed after start. */
+    struct ws_route_opts *routes[WS_ROUTES_MAX + 1];
+    uint32_t n_routes;
+
+    /* Per-address counts, with their own lock; NULL when no limit is set. */
+    struct ws_peer_table *peers;
+
+    /* TLS sessions by descriptor; NULL unless listen_tls is set. */
+    struct ws_tls_conn *tls_conns;
+    size_t n_tls_conns;
+
+    /*
+     * Keepalive: ticks count from epoch_ms; sweep_ms is the pass period.
+     * sweeps lists one sweep per loop that has had a connection, pushed
+     * with __atomic by that loop and freed at destroy.
+     */
+    uint64_t epoch_ms;
+    uint64_t sweep_ms; /* 0: no route pings */
+    bool sweep_off;    /* __atomic; set at stop */
+    struct ws_sweep *sweeps;
+
+    bool started;
+    struct ws_counters counters;
+
+    /* Each thread's shared zlib streams; see ws_deflate.c. */
+    struct ws_deflate_threads *zthreads;
 
     /* Rate limit of per-peer warnings; __atomic, any loop. */
     uint64_t warn_window_ms;
@@ -116,10 +246,20 @@ struct ws_state {
  * The header and payload sit in one allocation, header first.  refs is
  * changed with __atomic builtins because a broadcast may release it on
  * another loop than the one that encoded it.
+ *
+ * A message frame also carries its permessage-deflate variants, made on
+ * first need, one per window size, each a frame with references of its
+ * own (ws_deflate.c); a connection picks the one it negotiated.
  */
 struct torpor_frame {
     uint32_t refs;
-    size_t len; /* bytes in data */
+    uint8_t opcode;         /* WS_OP_TEXT or WS_OP_BINARY; 0: raw bytes */
+    uint8_t header_len;     /* bytes of data before the payload */
+    uint8_t window_bits;    /* a variant: the window it was compressed with */
+    bool plain_wins;        /* a variant: no smaller, so the plain frame goes */
+    torpor_frame *variants; /* a message: its variants, __atomic */
+    torpor_frame *next_variant; /* a variant: the next in that list */
+    size_t len;                 /* bytes in data */
     uint8_t data[];
 };
 
@@ -140,7 +280,9 @@ enum {
     WS_F_DISCARD = 8,     /* framing is lost: drop every input byte */
     WS_F_ARRIVING = 16,   /* on its way to its object's loop, not yet there */
     WS_F_CORE = 32,       /* the core keeps the record: attached */
-    WS_F_REPORTED = 64    /* conn_closed was said: the core is told no more */
+    WS_F_REPORTED = 64,   /* conn_closed was said: the core is told no more */
+    WS_F_PINGED = 128,    /* a keepalive ping is out; seen_tick is its time */
+    WS_F_TLS = 256        /* a TLS session is in ws_state.tls_conns[fd] */
 };
 
 struct ws_conn;
@@ -188,6 +330,18 @@ struct ws_busy {
     /* A control frame's payload, which may also be cut by a read. */
     uint8_t ctl[WS_CONTROL_PAYLOAD_MAX];
 
+    /* The message being assembled came with RSV1: it is compressed. */
+    bool msg_deflated;
+
+    /*
+     * The connection's own zlib streams, under context takeover; they
+     * keep this record while the connection lives.  Made on first use, on
+     * the connection's loop, so after the attach; even so a pointer here,
+     * and not in struct ws_conn, is what keeps one owner when the core
+     * copies the record: the handshake's copy lets go of busy at once.
+     */
+    struct ws_deflate_conn *zconn;
+
     /* Unsent output: a ring of frame references, head partly sent. */
     torpor_frame **q;
     uint32_t q_head;
@@ -202,15 +356,23 @@ struct ws_busy {
  * connections, so nothing here is a buffer or a pointer that can be
  * found another way.  Once attached the core keeps it, so every byte here
  * costs every idle connection; its size is rounded up to 8 (see
- * TORPOR_CONN_SPAN), so up to 8 more bytes cost one 8-byte step, not one
- * per field.
+ * TORPOR_CONN_SPAN): at 23 bytes, one more fits before the next step.
  */
 struct ws_conn {
     struct ws_busy *busy; /* NULL while idle */
     int fd;
-    uint16_t close_code;  /* what our close frame said */
+    uint16_t close_code; /* what our close frame said */
+    uint16_t flags;      /* WS_F_* */
+    /*
+     * The last input, or the keepalive ping, in WS_TICK_MS since
+     * epoch_ms of the plugin's state; and the route's index in its
+     * routes.  Only c's loop touches them.
+     */
+    uint32_t seen_tick : WS_TICK_BITS;
+    uint32_t route : 32 - WS_TICK_BITS;
     uint8_t state;        /* enum ws_conn_state */
-    uint8_t flags;        /* WS_F_* */
+    uint8_t deflate;      /* WS_DEFLATE_*: what the handshake agreed */
+    uint8_t deflate_bits; /* server window bits - 8 << 4 | client's - 8 */
 };
 
 /* The bytes between a record the core keeps and the core's handle. */
@@ -270,6 +432,32 @@ ws_conn_of(torpor_conn *conn)
 
 #define WS_DEBUG_ON(ws) ((ws)->host->log_enabled((ws)->self, TORPOR_LOG_DEBUG))
 
+/* ws_conn_opts: the options of the route c was attached by. */
+static inline const struct ws_route_opts *
+ws_conn_opts(const struct ws_conn *c)
+{
+    return ws_of(c)->routes[c->route];
+}
+
+/* ws_tick_now: the current time in ticks of ws_conn.seen_tick. */
+static inline uint32_t
+ws_tick_now(const struct ws_state *ws)
+{
+    return (uint32_t)((ws->host->now_ms() - ws->epoch_ms) / WS_TICK_MS)
+           & ((UINT32_C(1) << WS_TICK_BITS) - 1);
+}
+
+/*
+ * ws_keepalive_heard notes input from c's peer: a live peer needs no ping
+ * for another ping_interval_ms, and a ping it was sent is answered.
+ */
+static inline void
+ws_keepalive_heard(struct ws_conn *c)
+{
+    c->seen_tick = ws_tick_now(ws_of(c));
+    c->flags &= (uint16_t)~WS_F_PINGED;
+}
+
 /* ---- ws_plugin.c ---- */
 
 /*
@@ -282,7 +470,12 @@ bool ws_warn_allowed(struct ws_state *ws);
  * ws_strerror names errno value err in buf, thread-safely, and returns the
  * text to print (which may not be buf).
  */
-const char *ws_strerror(int err, char *buf, size_t size);
+static inline const char *
+ws_strerror(int err, char *buf, size_t size)
+{
+    /* The GNU strerror_r, as _GNU_SOURCE selects: it returns the text. */
+    return strerror_r(err, buf, size);
+}
 
 /* ---- ws_config.c ---- */
 
@@ -296,6 +489,143 @@ void ws_config_defaults(struct ws_config *cfg);
  */
 torpor_err ws_config_set(struct ws_config *cfg, const char *key,
                          const char *value, char *why, size_t why_size);
+
+/*
+ * ws_config_known tells whether key is one of struct ws_config's, whatever
+ * its value.
+ */
+bool ws_config_known(const char *key);
+
+/* ---- ws_route.c ---- */
+
+/* ws_route_init makes the defaults, routes[0].  Main thread, at create. */
+torpor_err ws_route_init(struct ws_state *ws);
+
+/*
+ * ws_route_set applies a per-route key: KEY sets the default of every
+ * route, route.NAME.KEY route NAME's own.  Returns TORPOR_ENOKEY for a key
+ * that is not per-route (and not route.NAME.KEY of a transport-wide key),
+ * TORPOR_EINVAL with a reason in why for a bad value, a bad route name or
+ * a transport-wide key set per route, TORPOR_ELIMIT past WS_ROUTES_MAX
+ * routes.  Main thread, before start.
+ */
+torpor_err ws_route_set(struct ws_state *ws, const char *key,
+                        const char *value, char *why, size_t why_size);
+
+/*
+ * ws_route_finish completes every route with the defaults it did not
+ * override and checks what only the whole section can tell.  Returns
+ * TORPOR_EINVAL, after logging the route and the reason, for a route that
+ * requires a subprotocol and lists none; TORPOR_ENOMEM.  Main thread, at
+ * start.
+ */
+torpor_err ws_route_finish(struct ws_state *ws);
+
+/*
+ * ws_route_opts_for returns the options of the route named route, or the
+ * defaults for a route that has none of its own.  Never NULL.  Any
+ * thread once started: the table no longer changes.
+ */
+const struct ws_route_opts *ws_route_opts_for(const struct ws_state *ws,
+                                              const torpor_bytes *route);
+
+/*
+ * ws_route_pick_subprotocol chooses from the client's Sec-WebSocket-Protocol
+ * list offered[0..len) the first of the route's subprotocols that the
+ * client offered: the server's order decides.  NULL when none matches or
+ * the route lists none.
+ */
+const char *ws_route_pick_subprotocol(const struct ws_route_opts *opts,
+                                      const char *offered, size_t len);
+
+/*
+ * ws_route_origin_allowed tells whether an Origin header value may use the
+ * route: "*" allows all, otherwise it must equal an allowed origin,
+ * ignoring case.  The absence of Origin is the caller's to judge.
+ */
+bool ws_route_origin_allowed(const struct ws_route_opts *opts,
+                             const char *origin, size_t len);
+
+/* ws_route_free_all frees every route's options. */
+void ws_route_free_all(struct ws_state *ws);
+
+/* ---- ws_keepalive.c ---- */
+
+/*
+ * ws_keepalive_start works out the sweep period from the routes' settings.
+ * Main thread, at start, after ws_route_finish.
+ */
+void ws_keepalive_start(struct ws_state *ws);
+
+/*
+ * ws_keepalive_arrive stamps c as just heard from and starts its loop's
+ * sweep if that loop has none yet.  On c's loop, once c is open there.
+ */
+void ws_keepalive_arrive(struct ws_conn *c);
+
+/*
+ * ws_keepalive_stop stops every sweep at its next run.  Main thread, at
+ * stop.
+ */
+void ws_keepalive_stop(struct ws_state *ws);
+
+/*
+ * ws_keepalive_free closes every sweep's timer and frees the sweeps.
+ * Only once no loop runs.
+ */
+void ws_keepalive_free(struct ws_state *ws);
+
+/* ---- ws_peer.c ---- */
+
+/*
+ * ws_peer_start makes the per-address table when a per-address limit is
+ * set.  Returns TORPOR_ENOMEM or TORPOR_EIO (no random seed).  Main
+ * thread, at start.
+ */
+torpor_err ws_peer_start(struct ws_state *ws);
+
+/* ws_peer_stop stops the table's timer.  Main thread, at stop. */
+void ws_peer_stop(struct ws_state *ws);
+
+/* ws_peer_free frees the table.  Only once no loop runs. */
+void ws_peer_free(struct ws_state *ws);
+
+/*
+ * ws_peer_admit counts the socket fd just accepted from sa against its
+ * address's max_connections_per_address.  Returns false, counting the
+ * refusal, if the address has no room (or memory ran out); the caller then
+ * closes fd unread.  Main loop; takes lock.
+ */
+bool ws_peer_admit(struct ws_state *ws, int fd, const struct sockaddr *sa);
+
+/*
+ * ws_peer_forget gives back what ws_peer_admit counted for fd, before fd
+ * is closed; a no op for a socket it did not count.  Any loop; takes
+ * lock.
+ */
+void ws_peer_forget(struct ws_state *ws, int fd);
+
+/*
+ * ws_peer_upgrade charges one upgrade to the address of fd's peer.
+ * Returns 0 if it is within max_upgrades_per_second_per_address, else the
+ * whole seconds until the next one would be (at least 1).  Main loop;
+ * takes lock.
+ */
+uint32_t ws_peer_upgrade(struct ws_state *ws, int fd);
+
+/* ---- ws_admit.c ---- */
+
+/*
+ * ws_admit_request applies the route's policy to a complete upgrade
+ * request of c: the upgrade rate of its address, then Origin, then the
+ * subprotocol.  Returns 0 with *subprotocol set to the one chosen (NULL for
+ * none), or the HTTP status to refuse with: 429 with *retry_after_s, 403,
+ * or 400.  Counts and logs each refusal.  Main loop.
+ */
+int ws_admit_request(struct ws_conn *c, const struct ws_route_opts *opts,
+                     const char *origin, size_t origin_len,
+                     const char *offered, size_t offered_len,
+                     const char **subprotocol, uint32_t *retry_after_s);
 
 /* ---- ws_listen.c ---- */
 
@@ -319,10 +649,11 @@ void ws_addr_format(const struct sockaddr *sa, char out[WS_ADDR_STRLEN]);
 
 /*
  * ws_conn_accept takes over a freshly accepted, non-blocking socket and
- * starts its handshake on the main loop.  On failure the caller still owns
- * fd and closes it; the error is logged here.  Main loop.
+ * starts its handshake on the main loop, a TLS one first if tls.  On
+ * failure the caller still owns fd and closes it; the error is logged
+ * here.  Main loop.
  */
-torpor_err ws_conn_accept(struct ws_state *ws, int fd);
+torpor_err ws_conn_accept(struct ws_state *ws, int fd, bool tls);
 
 /*
  * ws_conn_on_ready is every connection's watch callback, arg being the
@@ -338,6 +669,12 @@ torpor_loop *ws_loop(const struct ws_conn *c);
  * otherwise trims its in-progress record and updates its watch.
  */
 void ws_conn_settle(struct ws_conn *c);
+
+/*
+ * ws_conn_read_held reads what TLS has already decrypted: no readiness of
+ * the socket will announce it.  Each round takes some of it, or ends c.
+ */
+void ws_conn_read_held(struct ws_conn *c);
 
 /*
  * ws_conn_hs_forget takes a handshake record off the plugin's list and
@@ -452,6 +789,15 @@ void ws_read_feed(struct ws_conn *c, uint8_t *data, size_t len);
 void ws_read_drop_message(struct ws_busy *b);
 
 /* ---- ws_write.c ---- */
+
+/*
+ * ws_frame_alloc makes a raw frame of len bytes with one reference; NULL
+ * when memory runs out.
+ */
+torpor_frame *ws_frame_alloc(size_t len);
+
+/* ws_frame_ref takes one more reference.  Any loop. */
+void ws_frame_ref(torpor_frame *frame);
 
 /* The transport ops on frames; see torpor/transport.h. */
 torpor_err ws_frame_encode(void *state, torpor_msg_kind kind, const void *data,

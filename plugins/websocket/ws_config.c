@@ -1,6 +1,8 @@
 /*
- * The [transport.websocket] section of the configuration.  Keys arrive one
- * by one through the configure hook, on the main thread, before start.
+ * The [transport.websocket] section of the configuration: the keys that
+ * apply to the whole transport.  Keys that may differ by route are in
+ * ws_route.c.  Keys arrive one by one through the configure hook, on the
+ * main thread, before start.
  *
  * listen = 127.0.0.1:8080
  *     Comma-separated addresses to accept clients on, each HOST:PORT with
@@ -9,27 +11,38 @@
  *     listener accepts IPv6 only, so [::]:8080 and 0.0.0.0:8080 can both be
  *     listed.  At most 16 addresses.
  *
- * max_message_bytes = 1048576
- *     Largest message a client may send, counted across its fragments.  A
- *     larger one is refused with close code 1009 as soon as its running
- *     size goes over, before it is buffered.
- *
  * max_handshake_bytes = 8192
  *     Largest HTTP upgrade request; a longer one is answered with 431.
  *
  * handshake_timeout_ms = 10000
  *     Time from TCP accept to a complete upgrade request; a peer slower
- *     than that is disconnected.
+ *     than that is disconnected, however it trickles its bytes, because
+ *     the deadline is set once at accept and never moved by a read.
  *
  * close_timeout_ms = 5000
  *     Time the server waits for the peer's close frame after sending its
  *     own, and for the last output to drain after the close handshake.  On
  *     expiry the TCP connection is closed and reported as 1006.
  *
- * max_output_bytes = 16777216
- *     Unsent output a connection may queue.  A client that reads slower
- *     than it is sent to and goes over is closed with 1008 and a warning,
- *     so that one slow consumer cannot exhaust the server's memory.
+ * max_connections_per_address = 0
+ *     Connections one client address may hold at once, in their handshake
+ *     or open; 0 for no limit.  IPv4 counts per address, IPv6 per /64,
+ *     because a single host is handed a whole /64 and can pick any address
+ *     in it.  A connection over the limit is closed as soon as it is
+ *     accepted, before anything is read or allocated for it: under a flood
+ *     the refusal must cost less than the attack.  Off by default because
+ *     behind a proxy or a large NAT every client shares one address.
+ *
+ * max_upgrades_per_second_per_address = 0
+ *     Upgrade requests one address may make per second, as a token bucket
+ *     that holds one second's worth (so a burst of that many passes); 0
+ *     for no limit.  A request over it is answered 429 with Retry-After,
+ *     the seconds until the bucket holds a token again.  Off by default
+ *     for the same reason.
+ *
+ * listen_tls, tls_certificate, tls_private_key, tls_min_version
+ *     TLS (wss://); see ws_tls.c.  listen_tls takes addresses as listen
+ *     does; an empty listen leaves only the TLS ones.
  */
 #include "ws.h"
 
@@ -184,17 +197,22 @@ ws_config_addr(const char *s, size_t len, struct ws_addr *a, char *why,
 }
 
 /*
- * ws_config_listen parses the comma-separated list into cfg only when all
- * of it is valid, so a bad value leaves the previous list in place.
+ * ws_config_listen parses the comma-separated list into list and *n_list
+ * only when all of it is valid, so a bad value leaves the previous list in
+ * place.  An empty value is an empty list.
  */
 static torpor_err
-ws_config_listen(struct ws_config *cfg, const char *value, char *why,
-                 size_t why_size)
+ws_config_listen(struct ws_addr *list, size_t *n_list, const char *value,
+                 char *why, size_t why_size)
 {
     struct ws_addr addrs[WS_LISTEN_MAX];
     size_t n = 0;
     const char *p = value;
 
+    if (value[strspn(value, " \t")] == '\0') {
+        *n_list = 0;
+        return TORPOR_OK;
+    }
     for (;;) {
         const char *end = strchr(p, ',');
         size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
@@ -223,8 +241,8 @@ ws_config_listen(struct ws_config *cfg, const char *value, char *why,
         }
         p = end + 1;
     }
-    memcpy(cfg->listen, addrs, n * sizeof(addrs[0]));
-    cfg->n_listen = n;
+    memcpy(list, addrs, n * sizeof(addrs[0]));
+    *n_list = n;
     return TORPOR_OK;
 }
 
@@ -233,12 +251,11 @@ ws_config_defaults(struct ws_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     /* The default is a literal that parses; a failure would be our bug. */
-    (void)ws_config_listen(cfg, WS_DEFAULT_LISTEN, NULL, 0);
-    cfg->max_message_bytes = 1048576;
+    (void)ws_config_listen(cfg->listen, &cfg->n_listen, WS_DEFAULT_LISTEN, NULL,
+                           0);
     cfg->max_handshake_bytes = 8192;
     cfg->handshake_timeout_ms = 10000;
     cfg->close_timeout_ms = 5000;
-    cfg->max_output_bytes = 16777216;
 }
 
 torpor_err
@@ -249,14 +266,12 @@ ws_config_set(struct ws_config *cfg, const char *key, const char *value,
     torpor_err err;
 
     if (strcmp(key, "listen") == 0) {
-        return ws_config_listen(cfg, value, why, why_size);
+        return ws_config_listen(cfg->listen, &cfg->n_listen, value, why,
+                                why_size);
     }
-    if (strcmp(key, "max_message_bytes") == 0) {
-        err = ws_config_uint(value, 1, UINT64_C(1) << 30, &v, why, why_size);
-        if (err == TORPOR_OK) {
-            cfg->max_message_bytes = (size_t)v;
-        }
-        return err;
+    if (strcmp(key, "listen_tls") == 0) {
+        return ws_config_listen(cfg->listen_tls, &cfg->n_listen_tls, value, why,
+                                why_size);
     }
     if (strcmp(key, "max_handshake_bytes") == 0) {
         err = ws_config_uint(value, 256, UINT64_C(1) << 20, &v, why, why_size);
@@ -273,12 +288,29 @@ ws_config_set(struct ws_config *cfg, const char *key, const char *value,
         return ws_config_uint(value, 1, 3600000, &cfg->close_timeout_ms, why,
                               why_size);
     }
-    if (strcmp(key, "max_output_bytes") == 0) {
-        err = ws_config_uint(value, 1, UINT64_C(1) << 40, &v, why, why_size);
+    if (strcmp(key, "max_connections_per_address") == 0) {
+        err = ws_config_uint(value, 0, 1000000, &v, why, why_size);
         if (err == TORPOR_OK) {
-            cfg->max_output_bytes = (size_t)v;
+            cfg->max_connections_per_address = (uint32_t)v;
         }
         return err;
     }
-    return TORPOR_ENOKEY;
+    if (strcmp(key, "max_upgrades_per_second_per_address") == 0) {
+        err = ws_config_uint(value, 0, 100000, &v, why, why_size);
+        if (err == TORPOR_OK) {
+            cfg->max_upgrades_per_second_per_address = (uint32_t)v;
+        }
+        return err;
+    }
+    return ws_tls_config_set(cfg, key, value, why, why_size);
+}
+
+bool
+ws_config_known(const char *key)
+{
+    struct ws_config scratch;
+
+    /* ws_config_set tells an unknown key before it looks at the value. */
+    ws_config_defaults(&scratch);
+    return ws_config_set(&scratch, key, "", NULL, 0) != TORPOR_ENOKEY;
 }

@@ -327,6 +327,12 @@ ws_hs_header_line(const char *line, size_t len, struct ws_hs_request *r,
             r->extensions = value;
             r->extensions_len = value_len;
         }
+        if (r->n_extension_lines == WS_HS_EXTENSION_LINES_MAX) {
+            return 400;
+        }
+        r->extension_lines[r->n_extension_lines] = value;
+        r->extension_line_lens[r->n_extension_lines] = value_len;
+        r->n_extension_lines++;
     }
     return 0;
 }
@@ -594,14 +600,40 @@ ws_hs_reason(int http_status)
 size_t
 ws_handshake_reject(char *out, size_t out_size, int http_status)
 {
+    return ws_handshake_reject_full(out, out_size, http_status, NULL, 0);
+}
+
+size_t
+ws_handshake_reject_why(char *out, size_t out_size, int http_status,
+                        const char *why)
+{
+    return ws_handshake_reject_full(out, out_size, http_status, why, 0);
+}
+
+size_t
+ws_handshake_reject_retry(char *out, size_t out_size, int http_status,
+                          unsigned retry_after_s)
+{
+    return ws_handshake_reject_full(out, out_size, http_status, NULL,
+                                    retry_after_s);
+}
+
+size_t
+ws_handshake_reject_full(char *out, size_t out_size, int http_status,
+                         const char *why, unsigned retry_after_s)
+{
     struct ws_hs_out o = { out, out_size, 0, false };
     const char *reason = ws_hs_reason(http_status);
     size_t reason_len;
+    size_t why_len = 0;
 
-    if (reason == NULL) {
+    if (reason == NULL || (why != NULL && !ws_hs_value_safe(why))) {
         return 0;
     }
     reason_len = strlen(reason);
+    if (why != NULL) {
+        why_len = strlen(why);
+    }
 
     ws_hs_puts(&o, "HTTP/1.1 ");
     ws_hs_put_uint(&o, (size_t)http_status);
@@ -620,10 +652,20 @@ ws_handshake_reject(char *out, size_t out_size, int http_status)
         /* RFC 7231 6.5.5: a 405 lists the methods that would work. */
         ws_hs_puts(&o, "Allow: GET\r\n");
     }
+    if (retry_after_s > 0) {
+        /* RFC 7231 7.1.3: delay-seconds, for a 429 or a 503. */
+        ws_hs_puts(&o, "Retry-After: ");
+        ws_hs_put_uint(&o, retry_after_s);
+        ws_hs_puts(&o, "\r\n");
+    }
     ws_hs_puts(&o, "Content-Type: text/plain\r\nContent-Length: ");
-    ws_hs_put_uint(&o, reason_len + 1);
+    ws_hs_put_uint(&o, reason_len + (why != NULL ? 2 + why_len : 0) + 1);
     ws_hs_puts(&o, "\r\n\r\n");
     ws_hs_put(&o, reason, reason_len);
+    if (why != NULL) {
+        ws_hs_puts(&o, ": ");
+        ws_hs_put(&o, why, why_len);
+    }
     ws_hs_puts(&o, "\n");
     return ws_hs_finish_out(&o);
 }

@@ -15,6 +15,9 @@
 /* Longest key ws_accept_key hashes; a valid key is 24 characters. */
 #define WS_KEY_MAX_LEN 128
 
+/* Sec-WebSocket-Extensions lines a request may hold; more is a 400. */
+#define WS_HS_EXTENSION_LINES_MAX 8
+
 /*
  * A parsed request.  Every pointer points into the buffer given to
  * ws_handshake_parse and lives as long as it does; a header that was not
@@ -31,6 +34,10 @@ struct ws_hs_request {
     size_t protocols_len;
     const char *extensions;     /* Sec-WebSocket-Extensions, first one */
     size_t extensions_len;
+    /* Every Sec-WebSocket-Extensions line, in order: one list split. */
+    const char *extension_lines[WS_HS_EXTENSION_LINES_MAX];
+    size_t extension_line_lens[WS_HS_EXTENSION_LINES_MAX];
+    size_t n_extension_lines;
     const char *host;           /* Host */
     size_t host_len;
 };
@@ -50,7 +57,8 @@ enum ws_hs { WS_HS_OK = 0, WS_HS_MORE = 1, WS_HS_ERROR = 2 };
  * far.  Returns WS_HS_ERROR with *http_status set to:
  *   400  malformed request line or header line, missing, repeated or
  *        invalid Host, missing, repeated or invalid Sec-WebSocket-Key (it
- *        must be 24 characters of base64 that decode to 16 bytes);
+ *        must be 24 characters of base64 that decode to 16 bytes), more
+ *        than WS_HS_EXTENSION_LINES_MAX Sec-WebSocket-Extensions lines;
  *   405  a method other than GET;
  *   426  no "websocket" token in Upgrade, no "upgrade" token in Connection
  *        (both case-insensitive token lists), or a Sec-WebSocket-Version
@@ -114,5 +122,26 @@ size_t ws_handshake_accept(char *out, size_t out_size, const char *key,
  * 431, 500, 503, 505).
  */
 size_t ws_handshake_reject(char *out, size_t out_size, int http_status);
+
+/*
+ * ws_handshake_reject_why is ws_handshake_reject with the body's line
+ * reading "<reason phrase>: <why>", to tell a client which part of its
+ * request was refused.  why must be short printable ASCII; NULL gives the
+ * plain answer.
+ */
+size_t ws_handshake_reject_why(char *out, size_t out_size, int http_status,
+                               const char *why);
+
+/*
+ * ws_handshake_reject_retry is ws_handshake_reject with a Retry-After
+ * header of retry_after_s seconds when that is not 0, for a 429 or 503
+ * that the client may try again after.
+ */
+size_t ws_handshake_reject_retry(char *out, size_t out_size, int http_status,
+                                 unsigned retry_after_s);
+
+/* ws_handshake_reject_full: both of the above at once. */
+size_t ws_handshake_reject_full(char *out, size_t out_size, int http_status,
+                                const char *why, unsigned retry_after_s);
 
 #endif /* TORPOR_PLUGINS_WS_HANDSHAKE_H */

@@ -122,11 +122,15 @@ ws_listen_on_io(torpor_io *io, int lfd, unsigned events, void *arg)
 {
     struct ws_listener *l = arg;
     struct ws_state *ws = l->ws;
+    char name[WS_ADDR_STRLEN];
     char buf[128];
     int one = 1;
 
     for (int i = 0; i < WS_ACCEPT_BATCH; i++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss;
+        socklen_t ss_len = sizeof(ss);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &ss_len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd < 0) {
             switch (errno) {
@@ -156,10 +160,22 @@ ws_listen_on_io(torpor_io *io, int lfd, unsigned events, void *arg)
                 return;
             }
         }
-        /* Missing: no cap on connections in their handshake; a connect flood holds one record each for up to handshake_timeout_ms. */
+        /* Missing: no cap on connections in their handshake over all addresses; a connect flood from many addresses holds one record each for up to handshake_timeout_ms. */
+        /* Over its address's share: closed unread, before any allocation. */
+        if (!ws_peer_admit(ws, fd, (const struct sockaddr *)&ss)) {
+            if (ws_warn_allowed(ws)) {
+                ws_addr_format((const struct sockaddr *)&ss, name);
+                WS_LOG(ws, TORPOR_LOG_WARN, NULL,
+                       "could not accept \"%s\": its address has %u connections, the limit; closed",
+                       name, ws->cfg.max_connections_per_address);
+            }
+            close(fd);
+            continue;
+        }
         /* Small frames go out at once; the output queue does batching. */
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (ws_conn_accept(ws, fd) != TORPOR_OK) {
+        if (ws_conn_accept(ws, fd, l->tls) != TORPOR_OK) {
+            ws_peer_forget(ws, fd);
             close(fd);
         }
     }
@@ -167,7 +183,7 @@ ws_listen_on_io(torpor_io *io, int lfd, unsigned events, void *arg)
 
 /* ws_listen_open binds and listens on one address; logs its failure. */
 static torpor_err
-ws_listen_open(struct ws_state *ws, const struct ws_addr *a, int *out)
+ws_listen_open(struct ws_state *ws, const struct ws_addr *a, bool tls, int *out)
 {
     struct sockaddr_storage bound;
     socklen_t bound_len = sizeof(bound);
@@ -205,7 +221,8 @@ ws_listen_open(struct ws_state *ws, const struct ws_addr *a, int *out)
         goto fail;
     }
     ws_addr_format((const struct sockaddr *)&bound, name);
-    WS_LOG(ws, TORPOR_LOG_NOTICE, NULL, "listening on \"%s\"", name);
+    WS_LOG(ws, TORPOR_LOG_NOTICE, NULL, "listening on \"%s\"%s", name,
+           tls ? " with TLS" : "");
     *out = fd;
     return TORPOR_OK;
 
@@ -224,15 +241,35 @@ fail:
 torpor_err
 ws_listen_start(struct ws_state *ws)
 {
+    size_t n_all = ws->cfg.n_listen + ws->cfg.n_listen_tls;
     torpor_err err;
 
     ws->stopping = false;
-    for (size_t i = 0; i < ws->cfg.n_listen; i++) {
+    if (n_all == 0) {
+        WS_LOG(ws, TORPOR_LOG_ERR, NULL,
+               "could not listen: listen and listen_tls are both empty");
+        return TORPOR_EINVAL;
+    }
+    err = ws_tls_start(ws);
+    if (err == TORPOR_OK && ws->cfg.n_listen_tls > 0
+        && ws->tls_conns == NULL) {
+        err = ws_tls_table_new(ws);
+    }
+    if (err != TORPOR_OK) {
+        return err;
+    }
+    /* Plain addresses first, TLS ones after, each in the order given. */
+    for (size_t i = 0; i < n_all; i++) {
         struct ws_listener *l = &ws->listeners[ws->n_listeners];
+        bool tls = i >= ws->cfg.n_listen;
+        const struct ws_addr *a =
+            tls ? &ws->cfg.listen_tls[i - ws->cfg.n_listen]
+                : &ws->cfg.listen[i];
 
         l->ws = ws;
         l->io = NULL;
-        err = ws_listen_open(ws, &ws->cfg.listen[i], &l->fd);
+        l->tls = tls;
+        err = ws_listen_open(ws, a, tls, &l->fd);
         if (err != TORPOR_OK) {
             ws_listen_stop(ws);
             return err;

@@ -2,7 +2,10 @@
  * The websocket transport: RFC 6455 servers for the core's rooms.  This
  * file holds the plugin descriptor, its lifecycle hooks and the transport
  * ops table; the protocol lives in ws_conn.c (handshake and closing),
- * ws_read.c and ws_write.c.
+ * ws_read.c and ws_write.c; the byte stream under it, plain or TLS, in
+ * ws_io.c, ws_tls_io.c and ws_tls.c; per-route options in ws_route.c, the
+ * request policy in ws_admit.c, per-address limits in ws_peer.c and
+ * keepalive in ws_keepalive.c.
  */
 #ifdef HAVE_CONFIG_H
 #include "build-config.h"
@@ -47,21 +50,17 @@ ws_warn_allowed(struct ws_state *ws)
 
 struct ws_state *ws_the_state;
 
-const char *
-ws_strerror(int err, char *buf, size_t size)
-{
-    /* The GNU strerror_r, as _GNU_SOURCE selects: it returns the text. */
-    return strerror_r(err, buf, size);
-}
-
 static torpor_err
 ws_plugin_create(const struct torpor_host *host, torpor_plugin_ctx *self,
                  void **state)
 {
     struct ws_state *ws;
 
-    /* Every host function this plugin calls exists since ABI 1.0. */
-    if (!TORPOR_HOST_HAS(host, conn_loop)) {
+    /*
+     * The last host function this plugin calls came with ABI 1.1; every
+     * other one lies before it.
+     */
+    if (!TORPOR_HOST_HAS(host, conn_walk)) {
         return TORPOR_EABI;
     }
     /* Records find the state through ws_of, so there is one at a time. */
@@ -74,7 +73,13 @@ ws_plugin_create(const struct torpor_host *host, torpor_plugin_ctx *self,
     }
     ws->host = host;
     ws->self = self;
+    ws->epoch_ms = host->now_ms();
     ws_config_defaults(&ws->cfg);
+    if (ws_route_init(ws) != TORPOR_OK || ws_deflate_start(ws) != TORPOR_OK) {
+        ws_route_free_all(ws);
+        free(ws);
+        return TORPOR_ENOMEM;
+    }
     ws_the_state = ws;
     *state = ws;
     return TORPOR_OK;
@@ -85,14 +90,30 @@ ws_plugin_configure(void *state, const char *key, const char *value, char *why,
                     size_t why_size)
 {
     struct ws_state *ws = state;
+    torpor_err err = ws_route_set(ws, key, value, why, why_size);
 
+    if (err != TORPOR_ENOKEY) {
+        return err;
+    }
     return ws_config_set(&ws->cfg, key, value, why, why_size);
 }
 
 static torpor_err
 ws_plugin_start(void *state)
 {
-    return ws_listen_start(state);
+    struct ws_state *ws = state;
+    torpor_err err;
+
+    err = ws_route_finish(ws);
+    if (err == TORPOR_OK) {
+        err = ws_peer_start(ws);
+    }
+    if (err == TORPOR_OK) {
+        ws_keepalive_start(ws);
+        err = ws_listen_start(ws);
+    }
+    ws->started = err == TORPOR_OK;
+    return err;
 }
 
 static void
@@ -102,7 +123,40 @@ ws_plugin_stop(void *state)
 
     ws->stopping = true;
     ws_listen_stop(ws);
+    ws_keepalive_stop(ws);
+    ws_peer_stop(ws);
     ws_conn_stop_handshakes(ws);
+}
+
+/* ws_plugin_log_counters writes what the plugin counted, in one line. */
+static void
+ws_plugin_log_counters(struct ws_state *ws)
+{
+    struct ws_counters n;
+
+    __atomic_load(&ws->counters.keepalive_drops, &n.keepalive_drops,
+                  __ATOMIC_RELAXED);
+    __atomic_load(&ws->counters.slow_consumers, &n.slow_consumers,
+                  __ATOMIC_RELAXED);
+    __atomic_load(&ws->counters.handshake_timeouts, &n.handshake_timeouts,
+                  __ATOMIC_RELAXED);
+    __atomic_load(&ws->counters.refused_connections, &n.refused_connections,
+                  __ATOMIC_RELAXED);
+    __atomic_load(&ws->counters.refused_rate, &n.refused_rate,
+                  __ATOMIC_RELAXED);
+    __atomic_load(&ws->counters.refused_origin, &n.refused_origin,
+                  __ATOMIC_RELAXED);
+    __atomic_load(&ws->counters.refused_subprotocol, &n.refused_subprotocol,
+                  __ATOMIC_RELAXED);
+    WS_LOG(ws, TORPOR_LOG_NOTICE, NULL,
+           "stopped: %llu keepalive drops, %llu slow consumers closed, %llu handshake timeouts; refused %llu over the connections per address, %llu over the upgrade rate, %llu by origin, %llu without a subprotocol",
+           (unsigned long long)n.keepalive_drops,
+           (unsigned long long)n.slow_consumers,
+           (unsigned long long)n.handshake_timeouts,
+           (unsigned long long)n.refused_connections,
+           (unsigned long long)n.refused_rate,
+           (unsigned long long)n.refused_origin,
+           (unsigned long long)n.refused_subprotocol);
 }
 
 static void
@@ -116,8 +170,25 @@ ws_plugin_destroy(void *state)
     ws->stopping = true;
     ws_listen_stop(ws);
     ws_conn_destroy_all(ws);
+    ws_deflate_stop(ws);
+    /* Every loop has stopped: the counts are final. */
+    if (ws->started) {
+        ws_plugin_log_counters(ws);
+    }
+    ws_keepalive_free(ws);
+    ws_peer_free(ws);
+    ws_route_free_all(ws);
+    ws_tls_stop(ws);
+    ws_tls_table_free(ws);
+    ws_tls_config_free(&ws->cfg);
     ws_the_state = NULL;
     free(ws);
+}
+
+static torpor_err
+ws_plugin_reload(void *state)
+{
+    return ws_tls_reload(state);
 }
 
 static const struct torpor_transport_ops ws_transport_ops = {
@@ -138,6 +209,7 @@ static const struct torpor_plugin ws_plugin = {
     .stop = ws_plugin_stop,
     .destroy = ws_plugin_destroy,
     .ops.transport = &ws_transport_ops,
+    .reload = ws_plugin_reload,
 };
 
 const struct torpor_plugin *

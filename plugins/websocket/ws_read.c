@@ -39,6 +39,7 @@ ws_read_drop_message(struct ws_busy *b)
     b->msg_len = 0;
     b->msg_cap = 0;
     b->msg_op = 0;
+    b->msg_deflated = false;
 }
 
 /*
@@ -165,6 +166,7 @@ ws_read_header(struct ws_conn *c, const uint8_t *data, size_t len,
 {
     struct ws_busy *b = c->busy;
     uint16_t code = TORPOR_CLOSE_PROTOCOL;
+    uint8_t rsv = (c->deflate & WS_DEFLATE_ON) != 0 ? WS_RSV1 : 0;
     enum ws_parse r;
 
     if (b != NULL && b->hdr_len > 0) {
@@ -174,7 +176,7 @@ ws_read_header(struct ws_conn *c, const uint8_t *data, size_t len,
             take = len;
         }
         memcpy(b->hdr + b->hdr_len, data, take);
-        r = ws_frame_parse_header(b->hdr, b->hdr_len + take, 0, fh, &code);
+        r = ws_frame_parse_header(b->hdr, b->hdr_len + take, rsv, fh, &code);
         if (r == WS_PARSE_OK) {
             *used = fh->header_len - b->hdr_len;
             b->hdr_len = 0;
@@ -187,7 +189,7 @@ ws_read_header(struct ws_conn *c, const uint8_t *data, size_t len,
             return 0;
         }
     } else {
-        r = ws_frame_parse_header(data, len, 0, fh, &code);
+        r = ws_frame_parse_header(data, len, rsv, fh, &code);
         if (r == WS_PARSE_OK) {
             *used = fh->header_len;
             return 1;
@@ -209,6 +211,18 @@ ws_read_header(struct ws_conn *c, const uint8_t *data, size_t len,
 }
 
 /*
+ * ws_read_deflated_max is the most compressed bytes a message may take:
+ * a little over the limit, since DEFLATE can grow data that does not
+ * compress (by 5 bytes per 64 KiB stored block, and a few more).  The
+ * limit on what it inflates to is the real one.
+ */
+static uint64_t
+ws_read_deflated_max(size_t max_message_bytes)
+{
+    return (uint64_t)max_message_bytes + (max_message_bytes >> 10) + 64;
+}
+
+/*
  * ws_read_begin checks a data frame's place in the message sequence and
  * the message size limit, before any of its payload is buffered.
  */
@@ -218,12 +232,21 @@ ws_read_begin(struct ws_conn *c, const struct ws_frame_header *fh)
     struct ws_state *ws = ws_of(c);
     const struct ws_busy *b = c->busy;
     bool open = b != NULL && b->msg_op != 0;
+    bool deflated;
     uint64_t total;
+    uint64_t limit;
 
     if (WS_DEBUG_ON(ws)) {
         WS_LOG(ws, TORPOR_LOG_DEBUG, ws_core(c),
                "received frame: opcode %u, %" PRIu64 " bytes%s",
                (unsigned)fh->opcode, fh->payload_len, fh->fin ? ", fin" : "");
+    }
+    /* RFC 7692 6: only a message's first frame says it is compressed. */
+    if ((fh->rsv & WS_RSV1) != 0
+        && (fh->opcode >= WS_OP_CLOSE || fh->opcode == WS_OP_CONT)) {
+        ws_read_violation(c, TORPOR_CLOSE_PROTOCOL, false,
+                          "rsv1 on a control or continuation frame");
+        return;
     }
     if (fh->opcode >= WS_OP_CLOSE || c->state != WS_ST_OPEN) {
         return;
@@ -240,12 +263,15 @@ ws_read_begin(struct ws_conn *c, const struct ws_frame_header *fh)
     }
     /* payload_len is below 2^63 and msg_len below the limit: no wrap. */
     total = (open ? b->msg_len : 0) + fh->payload_len;
-    if (total > ws->cfg.max_message_bytes) {
+    deflated = open ? b->msg_deflated : (fh->rsv & WS_RSV1) != 0;
+    limit = deflated ? ws_read_deflated_max(ws_conn_opts(c)->max_message_bytes)
+                     : ws_conn_opts(c)->max_message_bytes;
+    if (total > limit) {
         if (ws_warn_allowed(ws)) {
             WS_LOG(ws, TORPOR_LOG_WARN, ws_core(c),
                    "could not accept message: %" PRIu64
                    " bytes or more, limit %zu",
-                   total, ws->cfg.max_message_bytes);
+                   total, ws_conn_opts(c)->max_message_bytes);
         }
         ws_read_violation(c, TORPOR_CLOSE_TOO_BIG, false, NULL);
     }
@@ -264,6 +290,56 @@ ws_read_deliver(struct ws_conn *c, uint8_t opcode, const uint8_t *data,
 
     ws_of(c)->host->conn_received(ws_core(c), kind,
                                   data != NULL ? data : ws_empty, len);
+}
+
+/*
+ * ws_read_inflate decompresses a whole compressed message, checks text as
+ * UTF-8 once inflated, and delivers it.  A message that inflates past
+ * max_message_bytes (a decompression bomb) closes with 1009 as soon as
+ * it does; data that is not DEFLATE closes with 1007, as for bad UTF-8,
+ * since the frames were sound but their content was not.
+ */
+static void
+ws_read_inflate(struct ws_conn *c, uint8_t opcode, const uint8_t *data,
+                size_t len)
+{
+    size_t limit = ws_conn_opts(c)->max_message_bytes;
+    struct ws_inflated m;
+    torpor_err err;
+
+    err = ws_deflate_inflate(c, data != NULL ? data : ws_empty, len, limit, &m);
+    if (err == TORPOR_ELIMIT) {
+        if (ws_warn_allowed(ws_of(c))) {
+            WS_LOG(
+                ws_of(c), TORPOR_LOG_WARN, ws_core(c),
+                "could not accept message: %zu compressed bytes inflate past the limit of %zu",
+                len, limit);
+        }
+        ws_read_violation(c, TORPOR_CLOSE_TOO_BIG, false, NULL);
+        return;
+    }
+    if (err == TORPOR_EINVAL) {
+        ws_read_violation(c, TORPOR_CLOSE_INVALID_DATA, false,
+                          "invalid compressed data");
+        return;
+    }
+    if (err != TORPOR_OK) {
+        ws_conn_fail(c);
+        return;
+    }
+    if (opcode == WS_OP_TEXT) {
+        struct ws_utf8 v;
+
+        ws_utf8_init(&v);
+        if (!ws_utf8_feed(&v, m.data, m.len) || !ws_utf8_complete(&v)) {
+            ws_deflate_inflated_free(&m);
+            ws_read_violation(c, TORPOR_CLOSE_INVALID_DATA, false,
+                              "invalid utf-8 in text message");
+            return;
+        }
+    }
+    ws_read_deliver(c, opcode, m.data, m.len);
+    ws_deflate_inflated_free(&m);
 }
 
 /*
@@ -289,6 +365,10 @@ ws_read_whole(struct ws_conn *c, const struct ws_frame_header *fh,
         return false;
     }
     ws_unmask(data, len, fh->mask, 0);
+    if ((fh->rsv & WS_RSV1) != 0) {
+        ws_read_inflate(c, fh->opcode, data, len);
+        return true;
+    }
     if (fh->opcode == WS_OP_TEXT) {
         struct ws_utf8 v;
 
@@ -314,6 +394,13 @@ ws_read_append(struct ws_conn *c, struct ws_busy *b, const uint8_t *data,
 {
     size_t need = b->msg_len + n;
 
+    /*
+     * A header read without its payload: b->msg may still be NULL, and
+     * memcpy to NULL is undefined even for 0 bytes.
+     */
+    if (n == 0) {
+        return true;
+    }
     if (need > b->msg_cap) {
         uint64_t at_end = b->msg_len + (b->fh.payload_len - b->frame_done);
         size_t cap = b->msg_cap * 2;
@@ -326,8 +413,8 @@ ws_read_append(struct ws_conn *c, struct ws_busy *b, const uint8_t *data,
         if (b->fh.fin && cap > at_end) {
             cap = (size_t)at_end;
         }
-        if (cap > ws_of(c)->cfg.max_message_bytes) {
-            cap = ws_of(c)->cfg.max_message_bytes;
+        if (cap > ws_conn_opts(c)->max_message_bytes) {
+            cap = ws_conn_opts(c)->max_message_bytes;
         }
         if (cap < need) {
             cap = need;
@@ -355,7 +442,8 @@ ws_read_payload(struct ws_conn *c, uint8_t *data, size_t n)
         memcpy(b->ctl + b->frame_done, data, n);
     } else if (c->state == WS_ST_OPEN && b->msg_op != 0) {
         /* Text is checked as it comes, to fail at the first bad byte. */
-        if (b->msg_op == WS_OP_TEXT && !ws_utf8_feed(&b->utf8, data, n)) {
+        if (b->msg_op == WS_OP_TEXT && !b->msg_deflated
+            && !ws_utf8_feed(&b->utf8, data, n)) {
             ws_read_violation(c, TORPOR_CLOSE_INVALID_DATA, false,
                               "invalid utf-8 in text message");
         } else if (!ws_read_append(c, b, data, n)) {
@@ -371,6 +459,7 @@ ws_read_end(struct ws_conn *c)
 {
     struct ws_busy *b = c->busy;
     uint8_t opcode = b->fh.opcode;
+    bool deflated;
     uint8_t *msg;
     size_t len;
 
@@ -383,17 +472,23 @@ ws_read_end(struct ws_conn *c)
         || (c->flags & WS_F_FAILED) != 0) {
         return;
     }
-    if (b->msg_op == WS_OP_TEXT && !ws_utf8_complete(&b->utf8)) {
+    if (b->msg_op == WS_OP_TEXT && !b->msg_deflated
+        && !ws_utf8_complete(&b->utf8)) {
         ws_read_violation(c, TORPOR_CLOSE_INVALID_DATA, false,
                           "text message ends inside a character");
         return;
     }
     opcode = b->msg_op;
+    deflated = b->msg_deflated;
     msg = b->msg;
     len = b->msg_len;
     b->msg = NULL;
     ws_read_drop_message(b);
-    ws_read_deliver(c, opcode, msg, len);
+    if (deflated) {
+        ws_read_inflate(c, opcode, msg, len);
+    } else {
+        ws_read_deliver(c, opcode, msg, len);
+    }
     free(msg);
 }
 
@@ -436,6 +531,7 @@ ws_read_feed(struct ws_conn *c, uint8_t *data, size_t len)
             if (c->state == WS_ST_OPEN
                 && (fh.opcode == WS_OP_TEXT || fh.opcode == WS_OP_BINARY)) {
                 b->msg_op = fh.opcode;
+                b->msg_deflated = (fh.rsv & WS_RSV1) != 0;
                 ws_utf8_init(&b->utf8);
             }
         }
@@ -460,9 +556,10 @@ ws_read_ready(struct ws_conn *c)
     ssize_t n;
 
     do {
-        n = recv(c->fd, buf, sizeof(buf), 0);
+        n = ws_io_recv(c, buf, sizeof(buf));
     } while (n < 0 && errno == EINTR);
     if (n > 0) {
+        ws_keepalive_heard(c);
         ws_read_feed(c, buf, (size_t)n);
         return;
     }

@@ -15,28 +15,31 @@
 #define WS_HANDSHAKE_FIRST_BYTES 1024
 
 /*
- * ws_upgrade_reject answers the upgrade request with an HTTP error and shuts
- * our side down.  The answer is tiny and the socket fresh, so one send is
- * enough; if it does not fit, the peer sees the connection close, which is
- * all a refused client can act on anyway.  c then drains what the peer
- * still sends until it hangs up, or for WS_REFUSED_LINGER_MS at most.
+ * ws_upgrade_refuse answers the upgrade request with an HTTP error, with
+ * Retry-After unless retry_after_s is 0, and shuts our side down.  The
+ * answer is tiny and the socket fresh, so one send is enough; if it does
+ * not fit, the peer sees the connection close, which is all a refused
+ * client can act on anyway.  c then drains what the peer still sends until
+ * it hangs up, or for WS_REFUSED_LINGER_MS at most.
  */
 static void
-ws_upgrade_reject(struct ws_conn *c, int http_status)
+ws_upgrade_refuse(struct ws_conn *c, int http_status, const char *why,
+                  uint32_t retry_after_s)
 {
     struct ws_busy *b = c->busy;
     uint64_t linger_ms = ws_of(c)->cfg.handshake_timeout_ms;
     char out[512];
-    size_t n = ws_handshake_reject(out, sizeof(out), http_status);
+    size_t n = ws_handshake_reject_full(out, sizeof(out), http_status, why,
+                                        retry_after_s);
 
     if (n == 0) {
         n = ws_handshake_reject(out, sizeof(out), 500);
     }
     if (n > 0) {
-        (void)send(c->fd, out, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)ws_io_send(c, out, n);
     }
     c->state = WS_ST_DEAD;
-    if (b == NULL || b->timer == NULL || shutdown(c->fd, SHUT_WR) != 0) {
+    if (b == NULL || b->timer == NULL || ws_io_shutdown(c) != 0) {
         return;
     }
     free(b->in);
@@ -50,6 +53,55 @@ ws_upgrade_reject(struct ws_conn *c, int http_status)
     c->state = WS_ST_REFUSED;
 }
 
+static void
+ws_upgrade_reject(struct ws_conn *c, int http_status)
+{
+    ws_upgrade_refuse(c, http_status, NULL, 0);
+}
+
+/*
+ * ws_upgrade_extensions negotiates permessage-deflate for c, recording
+ * what was agreed in c and the answer in response.  Returns false, after
+ * refusing c with 400, for a malformed Sec-WebSocket-Extensions; *answer
+ * is NULL when no extension is agreed.
+ */
+static bool
+ws_upgrade_extensions(struct ws_conn *c, const struct ws_hs_request *hs,
+                      const torpor_bytes *route,
+                      char response[WS_DEFLATE_RESPONSE_MAX],
+                      const char **answer)
+{
+    struct ws_deflate_line lines[WS_HS_EXTENSION_LINES_MAX];
+    struct ws_deflate_params params;
+    char peer[WS_ADDR_STRLEN];
+
+    *answer = NULL;
+    for (size_t i = 0; i < hs->n_extension_lines; i++) {
+        lines[i].text = hs->extension_lines[i];
+        lines[i].len = hs->extension_line_lens[i];
+    }
+    switch (ws_deflate_negotiate(ws_deflate_config_for(c), lines,
+                                 hs->n_extension_lines, &params, response)) {
+    case WS_DEFLATE_ACCEPTED:
+        ws_deflate_conn_set(c, &params);
+        *answer = response;
+        return true;
+    case WS_DEFLATE_MALFORMED:
+        if (ws_warn_allowed(ws_of(c))) {
+            ws_conn_peer(c, peer);
+            WS_LOG(
+                ws_of(c), TORPOR_LOG_WARN, NULL,
+                "could not upgrade \"%s\": malformed Sec-WebSocket-Extensions, answered 400",
+                peer);
+        }
+        ws_upgrade_refuse(c, 400, "malformed Sec-WebSocket-Extensions", 0);
+        return false;
+    case WS_DEFLATE_NONE:
+    default:
+        return true;
+    }
+}
+
 void
 ws_upgrade_drain(struct ws_conn *c)
 {
@@ -58,7 +110,7 @@ ws_upgrade_drain(struct ws_conn *c)
 
     /* Bounded per readiness; the deadline bounds the whole. */
     for (int i = 0; i < 16; i++) {
-        n = recv(c->fd, buf, sizeof(buf), 0);
+        n = ws_io_recv(c, buf, sizeof(buf));
         if (n > 0) {
             continue;
         }
@@ -196,6 +248,7 @@ ws_upgrade_arrive(struct ws_conn *c)
     if ((c->flags & WS_F_FAILED) != 0) {
         return;
     }
+    ws_keepalive_arrive(c);
     /*
      * The 101 goes out here, on the object's loop, right before the open:
      * a client that holds its 101 is in the room, so a message another
@@ -237,7 +290,7 @@ ws_upgrade_move(torpor_task *task)
     struct ws_state *ws = ws_of(c);
     torpor_err err;
 
-    c->flags &= (uint8_t)~WS_F_ARRIVING;
+    c->flags &= (uint16_t)~WS_F_ARRIVING;
     err = ws->host->watch_add(ws_loop(c), c->fd, TORPOR_IO_READ,
                               ws_conn_on_ready, c);
     if (err == TORPOR_OK) {
@@ -249,6 +302,7 @@ ws_upgrade_move(torpor_task *task)
         ws_conn_fail(c);
     }
     ws_upgrade_arrive(c);
+    ws_conn_read_held(c);
     ws_conn_settle(c);
 }
 
@@ -266,12 +320,17 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
     const struct torpor_host *host = ws->host;
     struct ws_busy *b = c->busy;
     char peer[WS_ADDR_STRLEN];
-    char resp[256];
+    char resp[512];
+    char ext_resp[WS_DEFLATE_RESPONSE_MAX];
+    const char *ext_answer;
     torpor_attach_req req;
     torpor_conn *conn = NULL;
     torpor_loop *loop = NULL;
+    const struct ws_route_opts *opts;
+    const char *subprotocol;
+    uint32_t retry_after_s;
     size_t resp_len;
-    uint8_t hs_flags;
+    uint16_t hs_flags;
     int status;
     torpor_err err;
 
@@ -285,11 +344,26 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
         ws_upgrade_reject(c, status);
         return true;
     }
-    /* Missing: no subprotocol is chosen; a browser that asked for one (Sec-WebSocket-Protocol) fails the connection after the 101. */
-    /* Missing: Origin is not checked; any web page can open connections in its visitor's name. */
+    opts = ws_route_opts_for(ws, &req.route);
+    c->route = opts->index;
+    /* Missing: only the first Sec-WebSocket-Protocol line is read; a subprotocol offered on a second line is not seen. */
+    status = ws_admit_request(c, opts, hs->origin, hs->origin_len,
+                              hs->protocols, hs->protocols_len, &subprotocol,
+                              &retry_after_s);
+    if (status != 0) {
+        ws_upgrade_refuse(c, status, NULL, retry_after_s);
+        return true;
+    }
+    if (subprotocol != NULL) {
+        req.subprotocol.data = subprotocol;
+        req.subprotocol.len = strlen(subprotocol);
+    }
+    if (!ws_upgrade_extensions(c, hs, &req.route, ext_resp, &ext_answer)) {
+        return true;
+    }
     /* Before attaching, so that nothing can fail after it. */
     resp_len = ws_handshake_accept(resp, sizeof(resp), hs->key, hs->key_len,
-                                   NULL, NULL);
+                                   subprotocol, ext_answer);
     if (resp_len == 0) {
         WS_LOG(ws, TORPOR_LOG_ERR, NULL,
                "could not compute the accept key for \"%s\"", peer);
@@ -311,8 +385,8 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
      * is told TORPOR_ESTATE, as before the copy.
      */
     hs_flags = c->flags;
-    c->flags = (uint8_t)((hs_flags & ~(WS_F_WATCH_READ | WS_F_WATCH_WRITE))
-                         | WS_F_CORE | WS_F_ARRIVING);
+    c->flags = (uint16_t)((hs_flags & ~(WS_F_WATCH_READ | WS_F_WATCH_WRITE))
+                          | WS_F_CORE | WS_F_ARRIVING);
     err = host->conn_attach(ws->self, &req, c, &conn, &loop, &status);
     c->flags = hs_flags;
     if (err != TORPOR_OK) {
@@ -343,7 +417,7 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
      * the post on, this thread must not touch it.
      */
     host->watch_del(host->loop_main(ws->self), c->fd, c);
-    c->flags &= (uint8_t) ~(WS_F_WATCH_READ | WS_F_WATCH_WRITE);
+    c->flags &= (uint16_t) ~(WS_F_WATCH_READ | WS_F_WATCH_WRITE);
     c->fd = -1;
     c->busy = NULL;
     ws_conn_hs_forget(c);
@@ -386,7 +460,7 @@ ws_upgrade_read(struct ws_conn *c)
         b->in = p;
         b->in_cap = cap;
     }
-    n = recv(c->fd, b->in + b->in_len, b->in_cap - b->in_len, 0);
+    n = ws_io_recv(c, b->in + b->in_len, b->in_cap - b->in_len);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         return true;
     }

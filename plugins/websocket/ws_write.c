@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-static torpor_frame *
+torpor_frame *
 ws_frame_alloc(size_t len)
 {
     torpor_frame *f;
@@ -22,13 +22,14 @@ ws_frame_alloc(size_t len)
     }
     f = malloc(sizeof(*f) + len);
     if (f != NULL) {
+        memset(f, 0, sizeof(*f));
         f->refs = 1;
         f->len = len;
     }
     return f;
 }
 
-static void
+void
 ws_frame_ref(torpor_frame *f)
 {
     __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
@@ -68,6 +69,8 @@ ws_frame_encode(void *state, torpor_msg_kind kind, const void *data, size_t len,
         memcpy(f->data + hlen, data, len);
     }
     f->len = hlen + len;
+    f->opcode = opcode;
+    f->header_len = (uint8_t)hlen;
     *out = f;
     return TORPOR_OK;
 }
@@ -77,6 +80,7 @@ ws_frame_release(torpor_frame *frame)
 {
     if (frame != NULL
         && __atomic_sub_fetch(&frame->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        ws_deflate_frame_free(frame);
         free(frame);
     }
 }
@@ -158,7 +162,7 @@ ws_write_try(struct ws_conn *c, const uint8_t *data, size_t len)
     ssize_t n;
 
     do {
-        n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        n = ws_io_send(c, data, len);
     } while (n < 0 && errno == EINTR);
     if (n >= 0) {
         return n;
@@ -181,21 +185,26 @@ ws_write_try(struct ws_conn *c, const uint8_t *data, size_t len)
  * ws_write_slow handles a consumer that fell max_output_bytes behind: it
  * drops the frames not begun (the peer will not get them anyway), keeps a
  * partly sent head so the stream stays well framed, and starts closing
- * with 1008.
+ * with 1013 (try again later).  1013 rather than 1008: the peer broke no
+ * rule, the server is casting off a client it cannot serve, which is what
+ * 1013 means; and a client that reconnects and catches up is the right
+ * reaction, which clients take 1013 to invite and 1008 to forbid.  The
+ * core closes a sender it cannot keep up with by the same code.
  */
 static void
 ws_write_slow(struct ws_conn *c, size_t queued)
 {
     struct ws_busy *b = c->busy;
 
+    WS_COUNT(ws_of(c), slow_consumers);
     if (ws_warn_allowed(ws_of(c))) {
         WS_LOG(
             ws_of(c), TORPOR_LOG_WARN, ws_core(c),
-            "could not keep up with slow consumer: %zu bytes queued, limit %zu",
-            queued, ws_of(c)->cfg.max_output_bytes);
+            "could not keep up with slow consumer: %zu bytes queued, limit %zu; closing with 1013",
+            queued, ws_conn_opts(c)->max_output_bytes);
     }
     if (b != NULL) {
-        uint32_t keep = b->q_off > 0 ? 1 : 0;
+        uint32_t keep = b->q_off > 0 || ws_io_write_begun(c) ? 1 : 0;
 
         while (b->q_count > keep) {
             uint32_t last = (b->q_head + b->q_count - 1) % b->q_cap;
@@ -205,24 +214,20 @@ ws_write_slow(struct ws_conn *c, size_t queued)
             b->q_count--;
         }
     }
-    ws_conn_start_close(c, TORPOR_CLOSE_POLICY, NULL, 0);
+    ws_conn_start_close(c, TORPOR_CLOSE_TRY_AGAIN, NULL, 0);
 }
 
-torpor_err
-ws_frame_send(void *tconn, torpor_frame *frame)
+/*
+ * ws_frame_send_wire writes frame, the bytes chosen for c, or queues a
+ * reference to what the socket does not take.
+ */
+static torpor_err
+ws_frame_send_wire(struct ws_conn *c, torpor_frame *frame)
 {
-    struct ws_conn *c = tconn;
-    size_t limit = ws_of(c)->cfg.max_output_bytes;
+    size_t limit = ws_conn_opts(c)->max_output_bytes;
     size_t queued;
     ssize_t sent = 0;
 
-    if (c->state == WS_ST_HANDSHAKE || c->state == WS_ST_REFUSED) {
-        return TORPOR_ESTATE;
-    }
-    if ((c->state != WS_ST_OPEN && c->state != WS_ST_MOVING)
-        || (c->flags & WS_F_FAILED) != 0) {
-        return TORPOR_ECLOSED;
-    }
     if (!ws_write_pending(c)) {
         sent = ws_write_try(c, frame->data, frame->len);
         if (sent < 0) {
@@ -238,7 +243,7 @@ ws_frame_send(void *tconn, torpor_frame *frame)
      * A frame begun on the wire must be finished, or the peer loses the
      * framing; only a frame not begun can be refused.
      */
-    if (sent > 0 || queued <= limit) {
+    if (sent > 0 || ws_io_write_begun(c) || queued <= limit) {
         ws_frame_ref(frame);
         if (ws_write_enqueue(c, frame, (size_t)sent) != TORPOR_OK) {
             ws_frame_release(frame);
@@ -255,6 +260,34 @@ ws_frame_send(void *tconn, torpor_frame *frame)
     return TORPOR_OK;
 }
 
+torpor_err
+ws_frame_send(void *tconn, torpor_frame *frame)
+{
+    struct ws_conn *c = tconn;
+    torpor_frame *wire;
+    torpor_err err;
+
+    if (c->state == WS_ST_HANDSHAKE || c->state == WS_ST_REFUSED) {
+        return TORPOR_ESTATE;
+    }
+    if ((c->state != WS_ST_OPEN && c->state != WS_ST_MOVING)
+        || (c->flags & WS_F_FAILED) != 0) {
+        return TORPOR_ECLOSED;
+    }
+    if ((c->deflate & WS_DEFLATE_ON) == 0) {
+        return ws_frame_send_wire(c, frame);
+    }
+    wire = ws_deflate_wire(c, frame);
+    if (wire == NULL) {
+        /* c's own compression context is lost: nothing more can be sent. */
+        ws_conn_fail(c);
+        return TORPOR_ENOMEM;
+    }
+    err = ws_frame_send_wire(c, wire);
+    ws_frame_release(wire);
+    return err;
+}
+
 /*
  * ws_write_copy sends bytes that are not a shared frame, queueing a copy
  * of what the socket does not take.  limited applies max_output_bytes to
@@ -265,6 +298,7 @@ static torpor_err
 ws_write_copy(struct ws_conn *c, const void *data, size_t len, bool limited)
 {
     ssize_t sent = 0;
+    bool begun = false;
     torpor_frame *f;
 
     if ((c->flags & WS_F_FAILED) != 0) {
@@ -278,11 +312,12 @@ ws_write_copy(struct ws_conn *c, const void *data, size_t len, bool limited)
         if ((size_t)sent == len) {
             return TORPOR_OK;
         }
+        begun = ws_io_write_begun(c);
     }
-    if (limited && sent == 0) {
+    if (limited && sent == 0 && !begun) {
         size_t queued = (ws_write_pending(c) ? c->busy->q_bytes : 0) + len;
 
-        if (queued > ws_of(c)->cfg.max_output_bytes) {
+        if (queued > ws_conn_opts(c)->max_output_bytes) {
             ws_write_slow(c, queued);
             ws_conn_watch(c);
             return TORPOR_ELIMIT;
@@ -338,7 +373,6 @@ ws_write_flush(struct ws_conn *c)
 
     while (b != NULL && b->q_count > 0) {
         struct iovec iov[WS_IOV_MAX];
-        struct msghdr msg;
         size_t total = 0;
         size_t niov = 0;
         size_t n;
@@ -353,10 +387,7 @@ ws_write_flush(struct ws_conn *c)
             total += f->len - off;
             niov++;
         }
-        memset(&msg, 0, sizeof(msg));
-        msg.msg_iov = iov;
-        msg.msg_iovlen = niov;
-        sent = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        sent = ws_io_sendv(c, iov, niov);
         if (sent < 0) {
             if (errno == EINTR) {
                 continue;

@@ -401,7 +401,9 @@ OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
 class RawWS:
     """A WebSocket client written by hand on a blocking socket."""
 
-    def __init__(self, port, path, timeout=IO_TIMEOUT_S):
+    def __init__(self, port, path, timeout=IO_TIMEOUT_S, extra=""):
+        """extra: more header lines for the request, each ending in
+        CRLF; the response's headers are kept in self.headers."""
         self.timeout = timeout
         self.sock = socket.create_connection(("127.0.0.1", port),
                                              timeout=timeout)
@@ -409,10 +411,11 @@ class RawWS:
         key = base64.b64encode(os.urandom(16)).decode()
         req = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
-               % (path, port, key))
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n"
+               % (path, port, key, extra))
         self.sock.sendall(req.encode())
         status, headers, _ = self._read_head()
+        self.headers = headers
         check_eq(status, 101, "handshake status for %s" % path)
         want = base64.b64encode(
             hashlib.sha1((key + GUID).encode()).digest()).decode()

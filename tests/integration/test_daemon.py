@@ -133,8 +133,8 @@ async def version(_):
     rc, out, err = run_cli(["--version"])
     check_eq(rc, 0, "exit code of --version")
     first = out.splitlines()[0] if out else ""
-    check(re.fullmatch(r"torpord 0\.1\.0 \(plugin ABI 1\.0\)", first),
-          "--version printed %r, expected 'torpord 0.1.0 (plugin ABI 1.0)'"
+    check(re.fullmatch(r"torpord 0\.1\.0 \(plugin ABI 1\.1\)", first),
+          "--version printed %r, expected 'torpord 0.1.0 (plugin ABI 1.1)'"
           % out)
 
 
@@ -349,7 +349,7 @@ async def wait_for_log(d, mark, pattern, timeout=10):
 
 
 TESTS = [
-    ("--version prints 'torpord 0.1.0 (plugin ABI 1.0)' and exits 0",
+    ("--version prints 'torpord 0.1.0 (plugin ABI 1.1)' and exits 0",
      version),
     ("--help prints usage with every option and exits 0", help_),
     ("--check-config accepts a complete good config", check_config_good),
