@@ -1,18 +1,23 @@
 // A real browser in a relay room: headless Chromium (Debian's, driven by
 // playwright-core) opens two WebSockets to one room of a real torpord on
-// loopback and exchanges text and binary messages.  Asserts that
-// permessage-deflate was negotiated (WebSocket.extensions on the page) and
-// that every byte arrives exactly.  Prints TAP; exits non-zero if anything
+// loopback and exchanges text and binary messages, over ws:// and over
+// wss:// (a certificate made here with the openssl command, which this
+// Chromium is told to accept).  Asserts that permessage-deflate was
+// negotiated (WebSocket.extensions on the page) and that every byte
+// arrives exactly.  Prints TAP; exits non-zero if anything
 // failed.  torpord serves no pages, so a tiny http server of this test
 // serves an empty page on 127.0.0.1: a page from loopback may open a
 // WebSocket to loopback, where Chromium keeps pages of other origins (even
 // about:blank) from reaching the local network.
 
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 
-import { check, checkEq, importOrFail, runSuite, unique } from './torpord.mjs';
+import { RELAY_CONFIG, check, checkEq, importOrFail, runSuite, unique } from './torpord.mjs';
 
 const { chromium } = await importOrFail('playwright-core');
 
@@ -37,7 +42,28 @@ const ARGS = [
     '--no-pings',
     '--metrics-recording-only',
     '--disable-dev-shm-usage',
+    // The wss test's certificate is self-signed, made a moment ago.
+    '--ignore-certificate-errors',
 ];
+
+// A self-signed certificate for 127.0.0.1, removed at exit.
+const certDir = fs.mkdtempSync(path.join(os.tmpdir(), 'torpor-browser-'));
+process.on('exit', () => fs.rmSync(certDir, { recursive: true, force: true }));
+execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+    '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '2', '-subj', '/CN=127.0.0.1',
+    '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: certDir, stdio: ['ignore', 'ignore', 'pipe'], timeout: 60000 });
+const CONFIG = RELAY_CONFIG.replace('listen = 127.0.0.1:0\n', `listen = 127.0.0.1:0
+listen_tls = 127.0.0.1:0
+tls_certificate = ${path.join(certDir, 'cert.pem')}
+tls_private_key = ${path.join(certDir, 'key.pem')}
+`);
+
+// tlsUri is the wss:// address of path p on d's TLS listener.
+function tlsUri(d, p) {
+    const m = /listening on "127\.0\.0\.1:(\d+)" with TLS/.exec(d.log());
+    check(m !== null, 'torpord logged no TLS listener');
+    return `wss://127.0.0.1:${m[1]}${p}`;
+}
 
 // inPage runs in the browser: two clients of one room, each sending every
 // message and collecting what the other sent.  Bytes travel as base64.
@@ -112,7 +138,7 @@ function pageServer() {
     });
 }
 
-async function browserRoom(d) {
+async function browserRoom(d, url) {
     check(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium (packaging/install-deps.sh --test)`);
     const server = await pageServer();
     const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: PAGE_TIMEOUT_MS })
@@ -125,7 +151,7 @@ async function browserRoom(d) {
         await page.goto(`http://127.0.0.1:${server.address().port}/`, { timeout: PAGE_TIMEOUT_MS });
         const sent = messages();
         const got = await page.evaluate(inPage, {
-            url: d.uri(`/relay/${unique('browser')}`), messages: sent, timeoutMs: PAGE_TIMEOUT_MS,
+            url, messages: sent, timeoutMs: PAGE_TIMEOUT_MS,
         });
         checkEq(got.extA, NCT, 'extensions of the first page client');
         checkEq(got.extB, NCT, 'extensions of the second page client');
@@ -142,5 +168,8 @@ async function browserRoom(d) {
 }
 
 await runSuite([
-    ['headless Chromium negotiates permessage-deflate and relays exact bytes', browserRoom],
-]);
+    ['headless Chromium negotiates permessage-deflate and relays exact bytes',
+        (d) => browserRoom(d, d.uri(`/relay/${unique('browser')}`))],
+    ['the same over wss://',
+        (d) => browserRoom(d, tlsUri(d, `/relay/${unique('browser-tls')}`))],
+], CONFIG);
