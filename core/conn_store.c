@@ -378,9 +378,8 @@ store_walk_block(struct tpr_conn_store *store,
 
 bool
 tpr_conn_store_walk(struct tpr_conn_store *store,
-                    const struct torpor_plugin_ctx *transport,
-                    uint64_t *cursor, uint32_t max, torpor_conn_walk_cb cb,
-                    void *arg)
+                    const struct torpor_plugin_ctx *transport, uint64_t *cursor,
+                    uint32_t max, torpor_conn_walk_cb cb, void *arg)
 {
     uint32_t number = (uint32_t)(*cursor >> STORE_REF_SLOT_BITS);
     uint32_t i = (uint32_t)(*cursor & ((1u << STORE_REF_SLOT_BITS) - 1));

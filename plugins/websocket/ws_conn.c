@@ -140,8 +140,8 @@ ws_conn_trim(struct ws_conn *c)
     struct ws_busy *b = c->busy;
 
     if (b == NULL || b->timer != NULL || b->in != NULL || b->msg != NULL
-        || b->msg_op != 0 || b->in_frame || b->hdr_len != 0
-        || b->q_count != 0 || b->upgrade_resp != NULL || b->zconn != NULL) {
+        || b->msg_op != 0 || b->in_frame || b->hdr_len != 0 || b->q_count != 0
+        || b->upgrade_resp != NULL || b->zconn != NULL) {
         return;
     }
     ws_write_free(b);

@@ -109,8 +109,8 @@ ws_keepalive_on_sweep(torpor_timer *timer, void *arg)
         return;
     }
     /* The walk's records stay valid: a check frees none of them. */
-    done = ws->host->conn_walk(sw->loop, ws->self, &sw->cursor,
-                               WS_SWEEP_BATCH, ws_keepalive_check, sw);
+    done = ws->host->conn_walk(sw->loop, ws->self, &sw->cursor, WS_SWEEP_BATCH,
+                               ws_keepalive_check, sw);
     ws->host->timer_arm(timer, done ? ws->sweep_ms : 0);
 }
 
@@ -139,8 +139,7 @@ ws_keepalive_open(struct ws_state *ws, torpor_loop *loop)
     if (sw != NULL) {
         sw->ws = ws;
         sw->loop = loop;
-        err = ws->host->timer_open(loop, ws_keepalive_on_sweep, sw,
-                                   &sw->timer);
+        err = ws->host->timer_open(loop, ws_keepalive_on_sweep, sw, &sw->timer);
     }
     if (err != TORPOR_OK) {
         free(sw);
