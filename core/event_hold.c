@@ -25,12 +25,15 @@ tpr_event_hold(torpor_object *obj)
     }
     obj->holds++;
     obj->reads++;
+    tpr_runtime_hold_taken(obj->shard->rt);
     return TORPOR_OK;
 }
 
 void
 tpr_event_release(torpor_object *obj, torpor_err result)
 {
+    struct tpr_runtime *rt = obj->shard->rt;
+
     if (obj->holds == 0) {
         return;
     }
@@ -42,6 +45,8 @@ tpr_event_release(torpor_object *obj, torpor_err result)
     }
     tpr_event_settle(obj);
     tpr_object_leave(obj);
+    /* Last: a shutdown may end here, and obj may be gone already. */
+    tpr_runtime_hold_gone(rt);
 }
 
 void

@@ -365,17 +365,41 @@ runtime_on_shutdown_timeout(torpor_timer *timer, void *arg)
     struct tpr_runtime *rt = arg;
 
     (void)timer;
-    tpr_log(TORPOR_LOG_WARN, "core", NULL, "%zu connections did not finish closing within %llu ms; exiting anyway", __atomic_load_n(&rt->nconns, __ATOMIC_RELAXED), (unsigned long long)rt->cfg->shutdown_timeout_ms);
+    tpr_log(TORPOR_LOG_WARN, "core", NULL, "%zu connections did not finish closing within %llu ms and %zu held events did not end; exiting anyway", __atomic_load_n(&rt->nconns, __ATOMIC_RELAXED), (unsigned long long)rt->cfg->shutdown_timeout_ms, __atomic_load_n(&rt->nholds, __ATOMIC_RELAXED));
     tpr_loop_break(rt->loop);
+}
+
+/* runtime_drained: nothing a shutdown waits for is left. */
+static bool
+runtime_drained(struct tpr_runtime *rt)
+{
+    /* Sequentially consistent, so that of two last leavers on two
+     * threads at least one sees both counts at zero. */
+    return __atomic_load_n(&rt->nconns, __ATOMIC_SEQ_CST) == 0
+           && __atomic_load_n(&rt->nholds, __ATOMIC_SEQ_CST) == 0;
 }
 
 void
 tpr_runtime_conn_gone(struct tpr_runtime *rt)
 {
-    size_t left = __atomic_sub_fetch(&rt->nconns, 1, __ATOMIC_ACQ_REL);
-
+    __atomic_sub_fetch(&rt->nconns, 1, __ATOMIC_SEQ_CST);
     /* libevent makes loopbreak safe from any thread. */
-    if (left == 0 && tpr_runtime_stopping(rt)) {
+    if (tpr_runtime_stopping(rt) && runtime_drained(rt)) {
+        tpr_loop_break(rt->loop);
+    }
+}
+
+void
+tpr_runtime_hold_taken(struct tpr_runtime *rt)
+{
+    __atomic_add_fetch(&rt->nholds, 1, __ATOMIC_SEQ_CST);
+}
+
+void
+tpr_runtime_hold_gone(struct tpr_runtime *rt)
+{
+    __atomic_sub_fetch(&rt->nholds, 1, __ATOMIC_SEQ_CST);
+    if (tpr_runtime_stopping(rt) && runtime_drained(rt)) {
         tpr_loop_break(rt->loop);
     }
 }
@@ -420,7 +444,7 @@ tpr_runtime_stop(struct tpr_runtime *rt)
         c->shard = &rt->shards[i];
         tpr_loop_post(c->shard->loop, &c->task);
     }
-    if (__atomic_load_n(&rt->nconns, __ATOMIC_ACQUIRE) == 0) {
+    if (runtime_drained(rt)) {
         tpr_loop_break(rt->loop);
         return;
     }

@@ -81,6 +81,7 @@ struct tpr_runtime {
     struct tpr_shard *shards;   /* nshards; shards[0].loop is loop */
     size_t nshards;
     size_t nconns;              /* attached connections; __atomic */
+    size_t nholds;              /* events held open by classes; __atomic */
     uint64_t next_conn_id;      /* __atomic */
 
     struct tpr_room_ops *room_ops;  /* backends' calls and taps */
@@ -148,6 +149,14 @@ const struct tpr_route *tpr_runtime_route(const struct tpr_runtime *rt,
  * shard's thread.
  */
 void tpr_runtime_conn_gone(struct tpr_runtime *rt);
+
+/*
+ * tpr_runtime_hold_taken and tpr_runtime_hold_gone count events that
+ * classes hold open: a shutdown waits for them as for connections, so that
+ * the closes that end it reach the class's workers.  Any thread.
+ */
+void tpr_runtime_hold_taken(struct tpr_runtime *rt);
+void tpr_runtime_hold_gone(struct tpr_runtime *rt);
 
 /* tpr_runtime_shard: the shard an object id maps to. */
 struct tpr_shard *tpr_runtime_shard(const struct tpr_runtime *rt,

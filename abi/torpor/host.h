@@ -355,7 +355,9 @@ struct torpor_host {
      *
      * A held event can last as long as the class lets it: the class
      * bounds the wait (a timeout of its own), because the room's other
-     * events queue meanwhile, up to [core] max_queued_events.
+     * events queue meanwhile, up to [core] max_queued_events.  A shutdown
+     * waits for held events as for connections, up to
+     * shutdown_timeout_ms.
      */
     torpor_err (*event_hold)(torpor_object *object);
     void (*event_release)(torpor_object *object, torpor_err result);

@@ -75,7 +75,6 @@ bk_call_clear(struct bk_call *call)
     call->phase = BK_IDLE;
 }
 
-/* Missing: torpord exits once its connections are gone, without waiting for events still with the workers; the closes that end a shutdown may never reach them. */
 void
 bk_call_free(struct bk_call *call)
 {

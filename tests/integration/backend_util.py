@@ -140,11 +140,13 @@ class Backend:
                      % (name, harness.tail(log)))
 
     def stop(self):
-        """Stop the workers, then torpord; returns torpord's log."""
+        """Stop torpord, then the workers; returns torpord's log.  torpord
+        first: its shutdown waits for the events still with the workers,
+        the closes of the last clients among them."""
         try:
-            self.stop_workers()
-        finally:
             log = harness.stop_clean(self.daemon)
+        finally:
+            self.stop_workers()
         return log
 
 
