@@ -13,13 +13,12 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import {
+    IO_TIMEOUT_MS, SANITIZER, START_TIMEOUT_MS, STOP_TIMEOUT_MS, TEST_TIMEOUT_MS, TestFailure,
+    check, checkEq, envPath, sleep, unique, withTimeout,
+} from './torpord.mjs';
 
 const LIMIT = 1048576;
-const START_TIMEOUT_MS = 20000;
-const STOP_TIMEOUT_MS = 20000;
-const TEST_TIMEOUT_MS = 60000;
-const IO_TIMEOUT_MS = 10000;
-const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
 
 let WebSocket;
 try {
@@ -30,55 +29,6 @@ try {
     console.log(`# ${err.message}`);
     console.log('# run `npm ci --prefix tests/node` in the source tree');
     process.exit(1);
-}
-
-class TestFailure extends Error {}
-
-function check(cond, what) {
-    if (!cond) {
-        throw new TestFailure(what);
-    }
-}
-
-function short(v) {
-    let s = Buffer.isBuffer(v) ? `<Buffer ${v.length} bytes ${v.subarray(0, 24).toString('hex')}>`
-        : JSON.stringify(v);
-    if (s !== undefined && s.length > 160) {
-        s = s.slice(0, 160) + '...';
-    }
-    return s;
-}
-
-function checkEq(seen, want, what) {
-    const same = Buffer.isBuffer(want) ? Buffer.isBuffer(seen) && want.equals(seen)
-        : JSON.stringify(seen) === JSON.stringify(want);
-    if (!same) {
-        throw new TestFailure(`${what}: expected ${short(want)}, got ${short(seen)}`);
-    }
-}
-
-function unique(prefix = 'room') {
-    return `${prefix}-${randomBytes(4).toString('hex')}-${process.pid}`;
-}
-
-function sleep(ms) {
-    return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function withTimeout(promise, ms, what) {
-    let timer;
-    const limit = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new TestFailure(`${what}: nothing within ${ms} ms`)), ms);
-    });
-    return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
-function envPath(name) {
-    const v = process.env[name];
-    if (!v) {
-        throw new TestFailure(`environment variable ${name} is not set: run with \`make check\` or export it`);
-    }
-    return v;
 }
 
 // ---- certificates ----

@@ -13,7 +13,7 @@ export const START_TIMEOUT_MS = 20000;
 export const STOP_TIMEOUT_MS = 20000;
 export const TEST_TIMEOUT_MS = 90000;
 export const IO_TIMEOUT_MS = 10000;
-const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
+export const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
 
 export const RELAY_CONFIG = `[core]
 log_level = notice
@@ -36,7 +36,7 @@ export function check(cond, what) {
     }
 }
 
-function short(v) {
+export function short(v) {
     let s = Buffer.isBuffer(v) ? `<Buffer ${v.length} bytes ${v.subarray(0, 24).toString('hex')}>`
         : JSON.stringify(v);
     if (s !== undefined && s.length > 160) {
@@ -69,7 +69,7 @@ export function withTimeout(promise, ms, what) {
     return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
 }
 
-function envPath(name) {
+export function envPath(name) {
     const v = process.env[name];
     if (!v) {
         throw new TestFailure(`environment variable ${name} is not set: run with \`make check\` or export it`);
