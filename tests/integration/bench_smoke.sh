@@ -68,7 +68,8 @@ value() {
 }
 
 # check_run NAME FILE RC KEY...: the run exited 0, said ok=1, lost
-# nothing, and printed each KEY as a number.
+# nothing, and printed each KEY as a number.  A memory delta may be
+# negative: Pss falls when another process maps the same pages.
 check_run() {
     local name=$1 out=$2 rc=$3 key bad=
     shift 3
@@ -78,7 +79,7 @@ check_run() {
         bad="$bad; messages lost"
     fi
     for key in "$@"; do
-        [[ "$(value "$key" "$out")" =~ ^[0-9]+(\.[0-9]+)?$ ]] || bad="$bad; no figure $key"
+        [[ "$(value "$key" "$out")" =~ ^-?[0-9]+(\.[0-9]+)?$ ]] || bad="$bad; no figure $key"
     done
     if [ -z "$bad" ]; then
         ok "$name"
