@@ -7,15 +7,11 @@
 // Every wait is bounded; the only process ended is the torpord started
 // here, by pid.
 
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import {
-    IO_TIMEOUT_MS, SANITIZER, START_TIMEOUT_MS, STOP_TIMEOUT_MS, TEST_TIMEOUT_MS, TestFailure,
-    check, checkEq, envPath, short, sleep, unique, withTimeout,
+    Daemon, IO_TIMEOUT_MS, SANITIZER, STOP_TIMEOUT_MS, TEST_TIMEOUT_MS, TestFailure,
+    check, checkEq, short, sleep, unique, withTimeout,
 } from './torpord.mjs';
 
 const LIMIT = 1048576;
@@ -47,79 +43,6 @@ class = relay
 [route.echo]
 class = echo
 `;
-
-// ---- the daemon ----
-
-class Daemon {
-    constructor() {
-        this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'torpor-node-'));
-        this.configPath = path.join(this.dir, 'torpor.conf');
-        this.logPath = path.join(this.dir, 'torpord.log');
-        fs.writeFileSync(this.configPath, CONFIG);
-        this.proc = null;
-        this.port = null;
-        this.exit = null;
-    }
-
-    log() {
-        try {
-            return fs.readFileSync(this.logPath, 'utf8');
-        } catch {
-            return '';
-        }
-    }
-
-    async start() {
-        const logFd = fs.openSync(this.logPath, 'w');
-        this.proc = spawn(envPath('TORPORD'),
-            ['--config', this.configPath, '--plugin-path', envPath('TORPOR_PLUGIN_PATH')],
-            { stdio: ['ignore', logFd, logFd], cwd: this.dir });
-        fs.closeSync(logFd);
-        this.exited = new Promise((resolve) => {
-            this.proc.on('exit', (code, sig) => {
-                this.exit = { code, sig };
-                resolve(this.exit);
-            });
-            this.proc.on('error', (err) => {
-                this.exit = { code: null, sig: null, err };
-                resolve(this.exit);
-            });
-        });
-        const deadline = Date.now() + START_TIMEOUT_MS;
-        while (Date.now() < deadline) {
-            const m = /listening on "127\.0\.0\.1:(\d+)"/.exec(this.log());
-            if (m) {
-                this.port = Number(m[1]);
-                return this.port;
-            }
-            if (this.exit) {
-                throw new TestFailure(`torpord exited (${JSON.stringify(this.exit)}) before listening; log:\n${this.log()}`);
-            }
-            await sleep(50);
-        }
-        throw new TestFailure(`torpord logged no listening line within ${START_TIMEOUT_MS} ms; log:\n${this.log()}`);
-    }
-
-    // stop sends sig and waits bounded; returns { code, sig } or null.
-    async stop(sig = 'SIGTERM') {
-        if (!this.proc) {
-            return null;
-        }
-        if (!this.exit) {
-            this.proc.kill(sig);
-        }
-        const done = await Promise.race([this.exited, sleep(STOP_TIMEOUT_MS).then(() => null)]);
-        if (!done) {
-            this.proc.kill('SIGKILL');
-            await Promise.race([this.exited, sleep(5000)]);
-        }
-        return done;
-    }
-
-    uri(p) {
-        return `ws://127.0.0.1:${this.port}${p}`;
-    }
-}
 
 // ---- clients ----
 
@@ -491,7 +414,7 @@ async function main() {
     const plan = TESTS.length + 1;
     console.log(`1..${plan}`);
     let failed = 0;
-    const d = new Daemon();
+    const d = new Daemon(CONFIG);
     liveDaemon = d;
     let startError = null;
     try {
@@ -523,11 +446,8 @@ async function main() {
 
 process.on('exit', () => {
     // Never leave our torpord behind, whatever happened.
-    if (liveDaemon && liveDaemon.proc && !liveDaemon.exit) {
-        liveDaemon.proc.kill('SIGKILL');
-    }
     if (liveDaemon) {
-        fs.rmSync(liveDaemon.dir, { recursive: true, force: true });
+        liveDaemon.cleanup();
     }
 });
 

@@ -8,14 +8,13 @@
 // missing prerequisite is a failure, never a skip.  Every wait is bounded;
 // the only process ended is the torpord started here, by pid.
 
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import {
-    IO_TIMEOUT_MS, SANITIZER, START_TIMEOUT_MS, STOP_TIMEOUT_MS, TEST_TIMEOUT_MS, TestFailure,
-    check, checkEq, envPath, sleep, unique, withTimeout,
+    Daemon, IO_TIMEOUT_MS, SANITIZER, STOP_TIMEOUT_MS, TEST_TIMEOUT_MS, TestFailure,
+    check, checkEq, sleep, unique, withTimeout,
 } from './torpord.mjs';
 
 const LIMIT = 1048576;
@@ -69,18 +68,11 @@ function makeCerts(dir) {
 
 // ---- the daemon ----
 
-class Daemon {
+// TlsDaemon is a torpord with a plain and a TLS listener, on certificates
+// made in its own folder; ca is the root a client must trust.
+class TlsDaemon extends Daemon {
     constructor() {
-        this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'torpor-node-tls-'));
-        this.configPath = path.join(this.dir, 'torpor.conf');
-        this.logPath = path.join(this.dir, 'torpord.log');
-        this.proc = null;
-        this.port = null;
-        this.tlsPort = null;
-        this.exit = null;
-    }
-
-    configure() {
+        super('');
         makeCerts(this.dir);
         this.ca = fs.readFileSync(path.join(this.dir, 'root.pem'));
         fs.writeFileSync(this.configPath, `[core]
@@ -101,63 +93,6 @@ class = relay
 [route.echo]
 class = echo
 `);
-    }
-
-    log() {
-        try {
-            return fs.readFileSync(this.logPath, 'utf8');
-        } catch {
-            return '';
-        }
-    }
-
-    async start() {
-        this.configure();
-        const logFd = fs.openSync(this.logPath, 'w');
-        this.proc = spawn(envPath('TORPORD'),
-            ['--config', this.configPath, '--plugin-path', envPath('TORPOR_PLUGIN_PATH')],
-            { stdio: ['ignore', logFd, logFd], cwd: this.dir });
-        fs.closeSync(logFd);
-        this.exited = new Promise((resolve) => {
-            this.proc.on('exit', (code, sig) => {
-                this.exit = { code, sig };
-                resolve(this.exit);
-            });
-            this.proc.on('error', (err) => {
-                this.exit = { code: null, sig: null, err };
-                resolve(this.exit);
-            });
-        });
-        const deadline = Date.now() + START_TIMEOUT_MS;
-        while (Date.now() < deadline) {
-            const plain = /listening on "127\.0\.0\.1:(\d+)"\n/.exec(this.log());
-            const tls = /listening on "127\.0\.0\.1:(\d+)" with TLS/.exec(this.log());
-            if (plain && tls) {
-                this.port = Number(plain[1]);
-                this.tlsPort = Number(tls[1]);
-                return;
-            }
-            if (this.exit) {
-                throw new TestFailure(`torpord exited (${JSON.stringify(this.exit)}) before listening; log:\n${this.log()}`);
-            }
-            await sleep(50);
-        }
-        throw new TestFailure(`torpord logged no listening lines within ${START_TIMEOUT_MS} ms; log:\n${this.log()}`);
-    }
-
-    async stop(sig = 'SIGTERM') {
-        if (!this.proc) {
-            return null;
-        }
-        if (!this.exit) {
-            this.proc.kill(sig);
-        }
-        const done = await Promise.race([this.exited, sleep(STOP_TIMEOUT_MS).then(() => null)]);
-        if (!done) {
-            this.proc.kill('SIGKILL');
-            await Promise.race([this.exited, sleep(5000)]);
-        }
-        return done;
     }
 }
 
@@ -318,7 +253,7 @@ async function main() {
         sigtermExitsClean]];
     console.log(`1..${all.length}`);
     let failed = 0;
-    const d = new Daemon();
+    const d = new TlsDaemon();
     liveDaemon = d;
     let startError = null;
     try {
@@ -349,11 +284,8 @@ async function main() {
 
 process.on('exit', () => {
     // Never leave our torpord behind, whatever happened.
-    if (liveDaemon && liveDaemon.proc && !liveDaemon.exit) {
-        liveDaemon.proc.kill('SIGKILL');
-    }
     if (liveDaemon) {
-        fs.rmSync(liveDaemon.dir, { recursive: true, force: true });
+        liveDaemon.cleanup();
     }
 });
 

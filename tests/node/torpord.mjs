@@ -85,6 +85,7 @@ export class Daemon {
         fs.writeFileSync(this.configPath, config);
         this.proc = null;
         this.port = null;
+        this.tlsPort = null;
         this.exit = null;
     }
 
@@ -112,11 +113,16 @@ export class Daemon {
                 resolve(this.exit);
             });
         });
+        // With listen_tls in the config, both listeners must be up; the
+        // plain one opens first.
+        const wantTls = /^listen_tls\s*=/m.test(fs.readFileSync(this.configPath, 'utf8'));
         const deadline = Date.now() + START_TIMEOUT_MS;
         while (Date.now() < deadline) {
-            const m = /listening on "127\.0\.0\.1:(\d+)"/.exec(this.log());
-            if (m) {
-                this.port = Number(m[1]);
+            const plain = /listening on "127\.0\.0\.1:(\d+)"\n/.exec(this.log());
+            const tls = /listening on "127\.0\.0\.1:(\d+)" with TLS/.exec(this.log());
+            if (plain && (tls || !wantTls)) {
+                this.port = Number(plain[1]);
+                this.tlsPort = tls ? Number(tls[1]) : null;
                 return this.port;
             }
             if (this.exit) {
