@@ -121,22 +121,11 @@ static bool
 bb_send(struct bb_bench *b, struct bb_conn *c, int opcode, const void *data,
         size_t len)
 {
-    uint8_t frame[2 + 4 + 125];
-    const uint8_t *p = data;
-    size_t h = 0;
+    uint8_t frame[BENCH_SMALL_FRAME_MAX];
+    size_t n;
 
-    frame[h++] = (uint8_t)(0x80 | opcode);
-    frame[h++] = (uint8_t)(0x80 | len);
-    b->rng ^= b->rng << 13;
-    b->rng ^= b->rng >> 7;
-    b->rng ^= b->rng << 17;
-    for (int i = 0; i < 4; i++) {
-        frame[h++] = (uint8_t)(b->rng >> (8 * i));
-    }
-    for (size_t i = 0; i < len; i++) {
-        frame[h + i] = p[i] ^ frame[h - 4 + i % 4];
-    }
-    return bb_write_all(c->fd, frame, h + len);
+    n = bench_small_frame(&b->rng, opcode, data, len, frame);
+    return bb_write_all(c->fd, frame, n);
 }
 
 /* bb_fill reads what c's socket has, waiting at most the io timeout. */

@@ -60,3 +60,24 @@ bench_arg(const char *prog, const char *name, const char *text, uint64_t min,
     usage();
     exit(2);
 }
+
+size_t
+bench_small_frame(uint64_t *rng, int opcode, const void *data, size_t len,
+                  uint8_t out[BENCH_SMALL_FRAME_MAX])
+{
+    const uint8_t *p = data;
+    size_t h = 0;
+
+    out[h++] = (uint8_t)(0x80 | opcode);
+    out[h++] = (uint8_t)(0x80 | len);
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    for (int i = 0; i < 4; i++) {
+        out[h++] = (uint8_t)(*rng >> (8 * i));
+    }
+    for (size_t i = 0; i < len; i++) {
+        out[h + i] = p[i] ^ out[h - 4 + i % 4];
+    }
+    return h + len;
+}

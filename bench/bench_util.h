@@ -1,6 +1,6 @@
 /*
- * What every benchmark program needs: a clock, nearest-rank percentiles and
- * strict parsing of numeric arguments.
+ * What every benchmark program needs: a clock, nearest-rank percentiles,
+ * strict parsing of numeric arguments, and a client's small frame.
  */
 #ifndef TORPOR_BENCH_UTIL_H
 #define TORPOR_BENCH_UTIL_H
@@ -26,5 +26,16 @@ double bench_pct_us(const uint64_t *v, size_t n, unsigned per_mille);
  */
 uint64_t bench_arg(const char *prog, const char *name, const char *text,
                    uint64_t min, uint64_t max, void (*usage)(void));
+
+/* A client frame with a payload of at most 125 bytes, masked. */
+#define BENCH_SMALL_FRAME_MAX (2 + 4 + 125)
+
+/*
+ * bench_small_frame writes into out a final frame of opcode with data
+ * masked, as RFC 6455 requires of a client, and returns its length; the
+ * mask comes from the xorshift state *rng.  len must be at most 125.
+ */
+size_t bench_small_frame(uint64_t *rng, int opcode, const void *data,
+                         size_t len, uint8_t out[BENCH_SMALL_FRAME_MAX]);
 
 #endif /* TORPOR_BENCH_UTIL_H */

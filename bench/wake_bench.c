@@ -193,9 +193,8 @@ static bool
 wb_send(struct wb_bench *b, struct wb_conn *c, int opcode, const void *data,
         size_t len)
 {
-    uint8_t frame[2 + 4 + 125];
-    const uint8_t *p = data;
-    size_t h = 0;
+    uint8_t frame[BENCH_SMALL_FRAME_MAX];
+    size_t n;
 
     if (len > 125) {
         fprintf(
@@ -204,18 +203,8 @@ wb_send(struct wb_bench *b, struct wb_conn *c, int opcode, const void *data,
             len);
         return false;
     }
-    frame[h++] = (uint8_t)(0x80 | opcode);
-    frame[h++] = (uint8_t)(0x80 | len);
-    b->rng ^= b->rng << 13;
-    b->rng ^= b->rng >> 7;
-    b->rng ^= b->rng << 17;
-    for (int i = 0; i < 4; i++) {
-        frame[h++] = (uint8_t)(b->rng >> (8 * i));
-    }
-    for (size_t i = 0; i < len; i++) {
-        frame[h + i] = p[i] ^ frame[h - 4 + i % 4];
-    }
-    return wb_write_all(c, frame, h + len);
+    n = bench_small_frame(&b->rng, opcode, data, len, frame);
+    return wb_write_all(c, frame, n);
 }
 
 /*
