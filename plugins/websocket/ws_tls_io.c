@@ -358,7 +358,6 @@ ws_tls_recv(struct ws_conn *c, void *buf, size_t len)
     return ws_tls_result(c, t, n, true, handshaking);
 }
 
-/* Missing: a wss peer that stops reading while megabytes are relayed to it sometimes loses that output (its queue empties as if sent; test_tls case 6 fails about 1 run in 5); the cause is not found yet. */
 ssize_t
 ws_tls_sendv(struct ws_conn *c, const struct iovec *iov, size_t niov)
 {

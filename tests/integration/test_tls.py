@@ -7,6 +7,7 @@ protocol-version tests have one of their own with a short
 handshake_timeout_ms and tls_min_version = 1.3.
 """
 
+import asyncio
 import os
 import re
 import socket
@@ -177,22 +178,30 @@ async def slow_reader_gets_everything(d):
     """A wss reader that stops reading while 10 MB are relayed to it, more
     than the kernel's socket buffers take: the server's TLS writes block
     mid-record and the output queues behind them; once it reads, every
-    message arrives whole and in order."""
+    message arrives whole and in order.
+
+    The reader reads in a thread: the sender's last bytes may still sit in
+    its asyncio transport when its sends return, and a blocking read on
+    the event loop's thread would keep them from ever leaving."""
     port = tls_port(d)
     room = "/relay/" + harness.unique()
     reader = tls_util.TlsRawWS(port, room, CERTS.client_context(),
                                rcvbuf=4096, timeout=30)
     sender = await wss(d, CERTS, room)
-    try:
-        msgs = [os.urandom(100000 + i) for i in range(100)]
-        for m in msgs:
-            await sender.send(m)
+    msgs = [os.urandom(100000 + i) for i in range(100)]
+
+    def read_all():
         for i, m in enumerate(msgs):
             fin, rsv, op, payload = reader.recv_frame()
             check(fin and op == harness.OP_BINARY,
                   "message %d: frame fin=%s opcode=%d" % (i, fin, op))
             check(payload == m, "message %d differs (%d bytes, want %d)"
                   % (i, len(payload), len(m)))
+
+    try:
+        for m in msgs:
+            await sender.send(m)
+        await asyncio.to_thread(read_all)
     finally:
         reader.close()
         await close_all(sender)
@@ -330,18 +339,23 @@ async def slow_consumer_closed_cleanly(_):
         # write that blocks has begun a record of the message the limit
         # refuses, which must still go out whole, before the close.
         msgs = [os.urandom(12000 + i) for i in range(600)]
+
+        def read_to_close():
+            got = 0
+            while True:
+                fin, rsv, op, payload = reader.recv_frame()
+                if op == OP_CLOSE:
+                    check_eq(payload[:2], b"\x03\xf5", "close code (1013)")
+                    return got
+                check(op == harness.OP_BINARY and payload == msgs[got],
+                      "message %d differs or is cut (%d bytes)"
+                      % (got, len(payload)))
+                got += 1
+
         for m in msgs:
             await sender.send(m)
-        got = 0
-        while True:
-            fin, rsv, op, payload = reader.recv_frame()
-            if op == OP_CLOSE:
-                check_eq(payload[:2], b"\x03\xf5", "close code (1013)")
-                break
-            check(op == harness.OP_BINARY and payload == msgs[got],
-                  "message %d differs or is cut (%d bytes)"
-                  % (got, len(payload)))
-            got += 1
+        # In a thread, so the sender's event loop goes on flushing.
+        got = await asyncio.to_thread(read_to_close)
         check(0 < got < len(msgs), "%d of %d messages before the close"
               % (got, len(msgs)))
         reader.close()
