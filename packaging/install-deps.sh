@@ -2,8 +2,8 @@
 # Installs what torpor needs on Debian 12: the build dependencies, and with
 # --test also what the test suite drives (real clients, a headless
 # Chromium, PostgreSQL, clang for the fuzz targets, the openssl command for
-# the TLS tests' certificates, Node's ws, playwright-core and protobufjs
-# from the npm registry).
+# the TLS tests' certificates, strace to count torpord's system calls,
+# Node's ws, playwright-core and protobufjs from the npm registry).
 #
 #   packaging/install-deps.sh          build and run torpord
 #   packaging/install-deps.sh --test   also run `make check`
@@ -38,7 +38,7 @@ build_pkgs="build-essential autoconf automake libtool pkgconf
     libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev zlib1g-dev
     libinih-dev libpq-dev libnng-dev check"
 test_pkgs="python3 python3-websockets nodejs nng-utils postgresql openssl
-    clang libclang-rt-14-dev chromium"
+    clang libclang-rt-14-dev chromium strace"
 
 pkgs=$build_pkgs
 if [ "$want_test" = yes ]; then

@@ -36,7 +36,9 @@ struct torpor_transport_ops {
      * of its own if it must queue it.  On the connection's loop; never
      * blocks.  TORPOR_ECLOSED if the connection is closing; TORPOR_ELIMIT if
      * its output queue is over its limit (the transport then closes it).
-     * Mandatory.
+     * A transport may also hold the frame until its loop has run what is
+     * ready, to write a pass's frames to a connection together; a failure
+     * found then closes the connection as for a queued frame.  Mandatory.
      */
     torpor_err (*frame_send)(void *tconn, torpor_frame *frame);
 

@@ -8,6 +8,7 @@ plugins_websocket_la_SOURCES = \
 	plugins/websocket/ws_upgrade.c \
 	plugins/websocket/ws_read.c \
 	plugins/websocket/ws_write.c \
+	plugins/websocket/ws_cork.c \
 	plugins/websocket/ws_route.c \
 	plugins/websocket/ws_keepalive.c \
 	plugins/websocket/ws_peer.c \

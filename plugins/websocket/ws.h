@@ -181,6 +181,8 @@ struct ws_tls_conn;
 
 struct ws_peer_table;
 
+struct ws_cork;
+
 struct ws_state;
 
 struct ws_listener {
@@ -233,6 +235,12 @@ struct ws_state {
     bool started;
     struct ws_counters counters;
 
+    /*
+     * One cork per loop that has sent a frame, pushed with __atomic by
+     * that loop and freed at destroy; see ws_cork.c.
+     */
+    struct ws_cork *corks;
+
     /* Each thread's shared zlib streams; see ws_deflate.c. */
     struct ws_deflate_threads *zthreads;
 
@@ -282,7 +290,8 @@ enum {
     WS_F_CORE = 32,       /* the core keeps the record: attached */
     WS_F_REPORTED = 64,   /* conn_closed was said: the core is told no more */
     WS_F_PINGED = 128,    /* a keepalive ping is out; seen_tick is its time */
-    WS_F_TLS = 256        /* a TLS session is in ws_state.tls_conns[fd] */
+    WS_F_TLS = 256,       /* a TLS session is in ws_state.tls_conns[fd] */
+    WS_F_CORKED = 512     /* frames wait in its loop's cork (ws_cork.c) */
 };
 
 struct ws_conn;
@@ -822,10 +831,25 @@ torpor_err ws_write_raw(struct ws_conn *c, const void *data, size_t len);
 torpor_err ws_write_control(struct ws_conn *c, uint8_t opcode,
                             const void *payload, size_t len);
 
+/*
+ * ws_write_frames writes frames[0..n), the bytes chosen for c, in order,
+ * with as few system calls as the socket allows, and queues references to
+ * what it does not take, behind what is queued already.  Takes over one
+ * reference to each frame.  On c's loop.  Returns TORPOR_ECLOSED, with c
+ * marked failed, if the socket failed; TORPOR_ELIMIT, with c closing with
+ * 1013, if the queue went over max_output_bytes; TORPOR_ENOMEM, with c
+ * marked failed, if the queue could not grow.
+ */
+torpor_err ws_write_frames(struct ws_conn *c, torpor_frame **frames,
+                           size_t n);
+
 /* ws_write_flush writes queued output on writability. */
 void ws_write_flush(struct ws_conn *c);
 
-/* ws_write_pending tells whether c has unsent output. */
+/*
+ * ws_write_pending tells whether c has unsent output: queued, or held in
+ * its loop's cork until the end of the pass.
+ */
 bool ws_write_pending(const struct ws_conn *c);
 
 /*
@@ -833,5 +857,28 @@ bool ws_write_pending(const struct ws_conn *c);
  * connection is freed.
  */
 void ws_write_free(struct ws_busy *b);
+
+/* ---- ws_cork.c ---- */
+
+/*
+ * ws_cork_add holds frame, which c has nothing queued before, until the
+ * end of this pass of c's loop, where it goes out with whatever else the
+ * pass holds for c; takes over one reference.  On c's loop.  Returns
+ * TORPOR_ENOMEM, holding nothing, when the cork cannot grow: the caller
+ * writes the frame itself then.
+ */
+torpor_err ws_cork_add(struct ws_conn *c, torpor_frame *frame);
+
+/*
+ * ws_cork_release writes what c holds now, before a write that must
+ * follow it; nothing if c holds nothing.  On c's loop.
+ */
+void ws_cork_release(struct ws_conn *c);
+
+/* ws_cork_forget drops what c holds, when c is freed.  On c's loop. */
+void ws_cork_forget(struct ws_conn *c);
+
+/* ws_cork_free_all frees every loop's cork, at destroy. */
+void ws_cork_free_all(struct ws_state *ws);
 
 #endif /* TORPOR_PLUGINS_WS_H */

@@ -106,6 +106,7 @@ ws_conn_drop_parts(struct ws_conn *c)
         free(b);
         c->busy = NULL;
     }
+    ws_cork_forget(c);
     if (c->fd >= 0) {
         /* Both by descriptor: given back before the number can be reused. */
         ws_io_end(c);
@@ -481,6 +482,8 @@ void
 ws_conn_closed(struct ws_conn *c, uint16_t code, const char *reason,
                size_t reason_len)
 {
+    /* What this pass holds for c goes before the report, like any write. */
+    ws_cork_release(c);
     /* Closed before the report, so ops called meanwhile see it closed. */
     c->state = WS_ST_FLUSHING;
     ws_conn_report(c, code, reason, reason_len, true);

@@ -170,6 +170,7 @@ ws_plugin_destroy(void *state)
     ws->stopping = true;
     ws_listen_stop(ws);
     ws_conn_destroy_all(ws);
+    ws_cork_free_all(ws);
     ws_deflate_stop(ws);
     /* Every loop has stopped: the counts are final. */
     if (ws->started) {

@@ -85,10 +85,17 @@ ws_frame_release(torpor_frame *frame)
     }
 }
 
+/* ws_write_queued: c has output waiting for writability. */
+static bool
+ws_write_queued(const struct ws_conn *c)
+{
+    return c->busy != NULL && c->busy->q_count > 0;
+}
+
 bool
 ws_write_pending(const struct ws_conn *c)
 {
-    return c->busy != NULL && c->busy->q_count > 0;
+    return (c->flags & WS_F_CORKED) != 0 || ws_write_queued(c);
 }
 
 /* ws_write_enqueue appends f, whose first off bytes are already sent. */
@@ -153,16 +160,34 @@ ws_write_free(struct ws_busy *b)
 }
 
 /*
- * ws_write_try sends what the socket takes now.  Returns the bytes sent,
- * or -1 with c marked failed if the peer is gone.
+ * ws_write_failed marks c failed after a send that failed for a reason
+ * other than a full socket; the peer is gone.
+ */
+static void
+ws_write_failed(struct ws_conn *c)
+{
+    if (WS_DEBUG_ON(ws_of(c))) {
+        char buf[128];
+
+        WS_LOG(ws_of(c), TORPOR_LOG_DEBUG, ws_core(c), "could not send: %s",
+               ws_strerror(errno, buf, sizeof(buf)));
+    }
+    ws_conn_fail(c);
+}
+
+/*
+ * ws_write_sendv sends what the socket takes of iov now.  Returns the bytes
+ * sent (0 when the socket is full), or -1 with c marked failed if the peer
+ * is gone.
  */
 static ssize_t
-ws_write_try(struct ws_conn *c, const uint8_t *data, size_t len)
+ws_write_sendv(struct ws_conn *c, const struct iovec *iov, size_t niov)
 {
     ssize_t n;
 
     do {
-        n = ws_io_send(c, data, len);
+        n = niov == 1 ? ws_io_send(c, iov[0].iov_base, iov[0].iov_len)
+                      : ws_io_sendv(c, iov, niov);
     } while (n < 0 && errno == EINTR);
     if (n >= 0) {
         return n;
@@ -170,15 +195,17 @@ ws_write_try(struct ws_conn *c, const uint8_t *data, size_t len)
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
         return 0;
     }
-    if (WS_DEBUG_ON(ws_of(c))) {
-        char buf[128];
-
-        WS_LOG(ws_of(c), TORPOR_LOG_DEBUG, ws_core(c),
-               "could not send: %s",
-               ws_strerror(errno, buf, sizeof(buf)));
-    }
-    ws_conn_fail(c);
+    ws_write_failed(c);
     return -1;
+}
+
+/* ws_write_try sends what the socket takes of one buffer now, as above. */
+static ssize_t
+ws_write_try(struct ws_conn *c, const uint8_t *data, size_t len)
+{
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+
+    return ws_write_sendv(c, &iov, 1);
 }
 
 /*
@@ -218,35 +245,89 @@ ws_write_slow(struct ws_conn *c, size_t queued)
 }
 
 /*
- * ws_frame_send_wire writes frame, the bytes chosen for c, or queues a
- * reference to what the socket does not take.
+ * ws_write_gather writes frames[*done..n) with one system call per
+ * WS_IOV_MAX frames while the socket takes them all, releasing each frame
+ * wholly sent; *done and *off (bytes sent of frames[*done]) say how far
+ * it got.  Returns false, with c marked failed, if the peer is gone.
  */
-static torpor_err
-ws_frame_send_wire(struct ws_conn *c, torpor_frame *frame)
+static bool
+ws_write_gather(struct ws_conn *c, torpor_frame **frames, size_t n,
+                size_t *done, size_t *off)
+{
+    while (*done < n) {
+        struct iovec iov[WS_IOV_MAX];
+        size_t niov = 0;
+        size_t total = 0;
+        ssize_t sent;
+
+        for (; niov < n - *done && niov < WS_IOV_MAX; niov++) {
+            torpor_frame *f = frames[*done + niov];
+            size_t skip = niov == 0 ? *off : 0;
+
+            iov[niov].iov_base = f->data + skip;
+            iov[niov].iov_len = f->len - skip;
+            total += f->len - skip;
+        }
+        sent = ws_write_sendv(c, iov, niov);
+        if (sent < 0) {
+            return false;
+        }
+        for (size_t left = (size_t)sent; left > 0;) {
+            size_t rest = frames[*done]->len - *off;
+
+            if (left < rest) {
+                *off += left;
+                break;
+            }
+            left -= rest;
+            ws_frame_release(frames[(*done)++]);
+            *off = 0;
+        }
+        if ((size_t)sent < total) {
+            break;
+        }
+    }
+    return true;
+}
+
+torpor_err
+ws_write_frames(struct ws_conn *c, torpor_frame **frames, size_t n)
 {
     size_t limit = ws_conn_opts(c)->max_output_bytes;
-    size_t queued;
-    ssize_t sent = 0;
+    bool had_queue = ws_write_queued(c);
+    size_t queued = had_queue ? c->busy->q_bytes : 0;
+    size_t done = 0;
+    size_t off = 0;
 
-    if (!ws_write_pending(c)) {
-        sent = ws_write_try(c, frame->data, frame->len);
-        if (sent < 0) {
+    if (!had_queue) {
+        if (!ws_write_gather(c, frames, n, &done, &off)) {
+            while (done < n) {
+                ws_frame_release(frames[done++]);
+            }
             return TORPOR_ECLOSED;
         }
-        if ((size_t)sent == frame->len) {
+        if (done == n) {
             return TORPOR_OK;
         }
     }
-    queued = (ws_write_pending(c) ? c->busy->q_bytes : 0)
-             + (frame->len - (size_t)sent);
-    /*
-     * A frame begun on the wire must be finished, or the peer loses the
-     * framing; only a frame not begun can be refused.
-     */
-    if (sent > 0 || ws_io_write_begun(c) || queued <= limit) {
-        ws_frame_ref(frame);
-        if (ws_write_enqueue(c, frame, (size_t)sent) != TORPOR_OK) {
-            ws_frame_release(frame);
+    for (size_t i = done; i < n; i++) {
+        queued += frames[i]->len - (i == done ? off : 0);
+    }
+    for (size_t i = done; i < n; i++) {
+        /*
+         * A frame begun on the wire must be finished, or the peer loses
+         * the framing; only frames not begun can be refused.
+         */
+        bool begun =
+            i == done && (off > 0 || (!had_queue && ws_io_write_begun(c)));
+
+        if (!begun && queued > limit) {
+            ws_frame_release(frames[i]);
+        } else if (ws_write_enqueue(c, frames[i], i == done ? off : 0)
+                   != TORPOR_OK) {
+            while (i < n) {
+                ws_frame_release(frames[i++]);
+            }
             ws_conn_fail(c);
             return TORPOR_ENOMEM;
         }
@@ -258,6 +339,21 @@ ws_frame_send_wire(struct ws_conn *c, torpor_frame *frame)
     }
     ws_conn_watch(c);
     return TORPOR_OK;
+}
+
+/*
+ * ws_frame_send_wire sends frame, the bytes chosen for c: held to the end
+ * of the pass with c's other frames (ws_cork.c), or queued behind what
+ * waits already.
+ */
+static torpor_err
+ws_frame_send_wire(struct ws_conn *c, torpor_frame *frame)
+{
+    ws_frame_ref(frame);
+    if (!ws_write_queued(c) && ws_cork_add(c, frame) == TORPOR_OK) {
+        return TORPOR_OK;
+    }
+    return ws_write_frames(c, &frame, 1);
 }
 
 torpor_err
@@ -304,7 +400,12 @@ ws_write_copy(struct ws_conn *c, const void *data, size_t len, bool limited)
     if ((c->flags & WS_F_FAILED) != 0) {
         return TORPOR_ECLOSED;
     }
-    if (!ws_write_pending(c)) {
+    /* What this pass holds for c goes first. */
+    ws_cork_release(c);
+    if ((c->flags & WS_F_FAILED) != 0) {
+        return TORPOR_ECLOSED;
+    }
+    if (!ws_write_queued(c)) {
         sent = ws_write_try(c, data, len);
         if (sent < 0) {
             return TORPOR_ECLOSED;
@@ -315,7 +416,7 @@ ws_write_copy(struct ws_conn *c, const void *data, size_t len, bool limited)
         begun = ws_io_write_begun(c);
     }
     if (limited && sent == 0 && !begun) {
-        size_t queued = (ws_write_pending(c) ? c->busy->q_bytes : 0) + len;
+        size_t queued = (ws_write_queued(c) ? c->busy->q_bytes : 0) + len;
 
         if (queued > ws_conn_opts(c)->max_output_bytes) {
             ws_write_slow(c, queued);
@@ -387,22 +488,8 @@ ws_write_flush(struct ws_conn *c)
             total += f->len - off;
             niov++;
         }
-        sent = ws_io_sendv(c, iov, niov);
+        sent = ws_write_sendv(c, iov, niov);
         if (sent < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                return;
-            }
-            if (WS_DEBUG_ON(ws_of(c))) {
-                char buf[128];
-
-                WS_LOG(ws_of(c), TORPOR_LOG_DEBUG, ws_core(c),
-                       "could not send: %s",
-                       ws_strerror(errno, buf, sizeof(buf)));
-            }
-            ws_conn_fail(c);
             return;
         }
         b->q_bytes -= (size_t)sent;

@@ -20,6 +20,7 @@ INTEGRATION_TESTS = \
 	tests/integration/test_keepalive.py \
 	tests/integration/test_address_limits.py \
 	tests/integration/test_slow_consumer.py \
+	tests/integration/test_cork.py \
 	tests/integration/test_tls.py \
 	tests/integration/test_tls_config.py \
 	tests/integration/test_hold.py \
