@@ -256,8 +256,9 @@ struct ws_state {
  * another loop than the one that encoded it.
  *
  * A message frame also carries its permessage-deflate variants, made on
- * first need, one per window size, each a frame with references of its
- * own (ws_deflate.c); a connection picks the one it negotiated.
+ * first need, one per window size and compression level, each a frame
+ * with references of its own (ws_deflate.c); a connection picks the one
+ * of its window and its route's level.
  */
 struct torpor_frame {
     uint32_t refs;
@@ -265,6 +266,7 @@ struct torpor_frame {
     uint8_t header_len;     /* bytes of data before the payload */
     uint8_t window_bits;    /* a variant: the window it was compressed with */
     bool plain_wins;        /* a variant: no smaller, so the plain frame goes */
+    uint8_t level;          /* a variant: the zlib level it was made at */
     torpor_frame *variants; /* a message: its variants, __atomic */
     torpor_frame *next_variant; /* a variant: the next in that list */
     size_t len;                 /* bytes in data */

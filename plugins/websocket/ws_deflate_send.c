@@ -2,9 +2,10 @@
  * permessage-deflate, outbound: picking the bytes each connection gets for
  * a frame, and compressing them with zlib.
  *
- * A broadcast frame is compressed at most once per window size: the
- * variants hang off the plain frame, each a frame of its own with its own
- * references, so a queue can hold a variant after the plain frame is gone.
+ * A broadcast frame is compressed at most once per window size and level:
+ * the variants hang off the plain frame, each a frame of its own with its
+ * own references, so a queue can hold a variant after the plain frame is
+ * gone.
  * A connection whose server context carries over gets a frame compressed
  * with its own stream instead.
  */
@@ -123,12 +124,25 @@ ws_deflater_shared(struct ws_zthread *z, uint8_t bits, int level)
     return s;
 }
 
+/* ws_deflate_find: plain's variant for a window size and level, or NULL. */
+static torpor_frame *
+ws_deflate_find(torpor_frame *head, uint8_t bits, uint8_t level)
+{
+    for (torpor_frame *w = head; w != NULL; w = w->next_variant) {
+        if (w->window_bits == bits && w->level == level) {
+            return w;
+        }
+    }
+    return NULL;
+}
+
 /*
- * ws_deflate_variant finds or makes plain's variant for a window size.
- * NULL if it cannot be made; then the plain frame goes out.  The list only
- * grows, by compare-and-swap, so a reader never sees a half-made entry.
+ * ws_deflate_variant finds or makes plain's variant for a window size and
+ * the level of c's route: members of one room that came by routes with
+ * different compression_level each get their own.  NULL if it cannot be
+ * made; then the plain frame goes out.  The list only grows, by
+ * compare-and-swap, so a reader never sees a half-made entry.
  */
-/* Missing: variants are keyed by window size only, so when routes with different compression_level share a room, the first member's level serves all. */
 static torpor_frame *
 ws_deflate_variant(struct ws_conn *c, torpor_frame *plain, uint8_t bits,
                    const struct ws_deflate_config *cfg)
@@ -139,10 +153,9 @@ ws_deflate_variant(struct ws_conn *c, torpor_frame *plain, uint8_t bits,
     torpor_frame *v = NULL;
     z_stream *s;
 
-    for (torpor_frame *w = head; w != NULL; w = w->next_variant) {
-        if (w->window_bits == bits) {
-            return w;
-        }
+    v = ws_deflate_find(head, bits, cfg->level);
+    if (v != NULL) {
+        return v;
     }
     z = ws_zthread_get(ws_of(c));
     s = z != NULL ? ws_deflater_shared(z, bits, cfg->level) : NULL;
@@ -153,6 +166,7 @@ ws_deflate_variant(struct ws_conn *c, torpor_frame *plain, uint8_t bits,
         return NULL;
     }
     v->window_bits = bits;
+    v->level = cfg->level;
     /* Incompressible: remember that, so nobody tries again. */
     v->plain_wins = v->len >= plain->len;
     if (WS_DEBUG_ON(ws_of(c))) {
@@ -165,12 +179,11 @@ ws_deflate_variant(struct ws_conn *c, torpor_frame *plain, uint8_t bits,
     while (!__atomic_compare_exchange_n(&plain->variants, &v->next_variant, v,
                                         false, __ATOMIC_ACQ_REL,
                                         __ATOMIC_ACQUIRE)) {
-        for (torpor_frame *w = v->next_variant; w != NULL;
-             w = w->next_variant) {
-            if (w->window_bits == bits) {
-                free(v);
-                return w;
-            }
+        torpor_frame *w = ws_deflate_find(v->next_variant, bits, cfg->level);
+
+        if (w != NULL) {
+            free(v);
+            return w;
         }
     }
     return v;

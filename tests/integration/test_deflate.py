@@ -28,10 +28,10 @@ RSV1 = 4
 TEXT_UTF8 = "h\u00e9llo w\u00f6rld \u2014 \u65e5\u672c\u8a9e \U0001F389 "
 
 
-def deflate(data, wbits=15, co=None):
+def deflate(data, wbits=15, co=None, level=6):
     """One message compressed as RFC 7692 7.2.1 says, tail stripped."""
     if co is None:
-        co = zlib.compressobj(6, zlib.DEFLATED, -wbits)
+        co = zlib.compressobj(level, zlib.DEFLATED, -wbits)
     out = co.compress(data) + co.flush(zlib.Z_SYNC_FLUSH)
     check(out.endswith(TAIL), "zlib's sync flush ends in 00 00 ff ff")
     return out[:-4]
@@ -450,6 +450,45 @@ async def compression_per_route(_):
         harness.stop_clean(d)
 
 
+LEVELS_CONFIG = harness.DEFAULT_CONFIG.replace(
+    "max_message_bytes = 1048576\n",
+    "max_message_bytes = 1048576\nroute.relay.compression_level = 9\n"
+    "route.fast.compression_level = 1\n") + """
+[route.fast]
+class = relay
+"""
+
+
+async def compression_level_per_route_in_one_room(_):
+    """Two routes to the relay class reach the same rooms; members that came
+    by the route with compression_level 1 and by the one with 9 are in one
+    room, and each gets the message compressed at its own route's level
+    (the bytes zlib makes at that level, as Python's zlib makes them)."""
+    d = harness.Daemon(LEVELS_CONFIG)
+    d.start()
+    try:
+        room = harness.unique()
+        s = await lib(d, room, False)
+        best = raw(d, room, "permessage-deflate")
+        fast = RawWS(d.port, "/fast/" + room, extra=ext("permessage-deflate"))
+        m = ("{\"text\":\"%s\"}" % " ".join(
+            "word%d" % (i * 7919 % 1000) for i in range(3000))).encode()
+        check(deflate(m, level=1) != deflate(m, level=9),
+              "the message compresses differently at levels 1 and 9")
+        await s.send(m.decode())
+        rsv, op, got = recv_data(best)
+        check_eq((rsv, op), (RSV1, OP_TEXT), "level-9 member's frame")
+        check_eq(got, deflate(m, level=9), "the level-9 route's bytes")
+        rsv, op, got = recv_data(fast)
+        check_eq((rsv, op), (RSV1, OP_TEXT), "level-1 member's frame")
+        check_eq(got, deflate(m, level=1), "the level-1 route's bytes")
+        for w in (best, fast):
+            w.close()
+        await harness.close_all(s)
+    finally:
+        harness.stop_clean(d)
+
+
 async def context_takeover_mode(_):
     d = harness.Daemon(TAKEOVER_CONFIG)
     d.start()
@@ -547,6 +586,9 @@ TESTS = [
      context_takeover_mode),
     ("compression can be turned off for one route",
      compression_per_route),
+    ("members of one room that came by routes with different "
+     "compression_level each get their route's level",
+     compression_level_per_route_in_one_room),
 ]
 
 if __name__ == "__main__":
