@@ -769,6 +769,16 @@ void ws_conn_destroy_all(struct ws_state *ws);
 bool ws_upgrade_read(struct ws_conn *c);
 
 /*
+ * ws_upgrade_answer writes c's 101, unless it is out already.  On c's
+ * object's loop, while c moves there: its arrival answers, and so does
+ * the first write or close asked for before it, so that nothing reaches
+ * the client ahead of its 101.  A client answered so early may miss a
+ * broadcast made before its open; it is one the class wrote to, or closed,
+ * before it opened.
+ */
+void ws_upgrade_answer(struct ws_conn *c);
+
+/*
  * ws_upgrade_drain reads and drops what a refused peer still sends, and
  * marks c dead once the peer hangs up.  Main loop.
  */

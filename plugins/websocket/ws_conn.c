@@ -510,7 +510,10 @@ ws_conn_op_close(void *tconn, uint16_t code, const char *reason,
     if (code != TORPOR_CLOSE_NO_STATUS && !ws_close_code_valid(code)) {
         return TORPOR_EINVAL;
     }
-    /* Missing: a close asked for while the connection moves to its loop (a shutdown during an upgrade) sends its close frame before the 101, which the client takes for a broken handshake. */
+    /* A close asked for while c moves (a shutdown during its upgrade). */
+    if (c->state == WS_ST_MOVING) {
+        ws_upgrade_answer(c);
+    }
     ws_conn_start_close(c, code, reason, reason_len);
     ws_conn_watch(c);
     return TORPOR_OK;

@@ -80,9 +80,14 @@ ws_tls_table_new(struct ws_state *ws)
     struct rlimit lim;
     size_t n = WS_TLS_TABLE_MAX;
 
-    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY
-        && lim.rlim_cur < n) {
-        n = (size_t)lim.rlim_cur;
+    /*
+     * The hard limit, not the soft one: the process may raise its soft
+     * limit later (a service manager or prlimit often does), and rows it
+     * never uses cost address space only.
+     */
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_max != RLIM_INFINITY
+        && lim.rlim_max < n) {
+        n = (size_t)lim.rlim_max;
     }
     ws->tls_conns = calloc(n, sizeof(*ws->tls_conns));
     if (ws->tls_conns == NULL) {
@@ -110,7 +115,7 @@ ws_tls_conn_begin(struct ws_conn *c)
     if (ws->tls_ctx == NULL || ws->tls_conns == NULL) {
         return TORPOR_ESTATE;
     }
-    /* Missing: the table has room for RLIMIT_NOFILE as it was at start; a connection on a descriptor past it, once the limit is raised, is refused. */
+    /* Missing: the table has room for the hard RLIMIT_NOFILE as it was at start; a connection on a descriptor past it, once root raises that limit, is refused. */
     if (c->fd < 0 || (size_t)c->fd >= ws->n_tls_conns) {
         return TORPOR_ELIMIT;
     }

@@ -234,6 +234,18 @@ ws_upgrade_route(struct ws_conn *c, const struct ws_hs_request *hs,
     return 0;
 }
 
+void
+ws_upgrade_answer(struct ws_conn *c)
+{
+    struct ws_busy *b = c->busy;
+
+    if (b != NULL && b->upgrade_resp != NULL) {
+        (void)ws_write_raw(c, b->upgrade_resp, b->upgrade_resp_len);
+        free(b->upgrade_resp);
+        b->upgrade_resp = NULL;
+    }
+}
+
 /*
  * ws_upgrade_arrive opens c on its object's loop: answers 101, tells the
  * core, then parses what the client pipelined after its request.
@@ -254,12 +266,7 @@ ws_upgrade_arrive(struct ws_conn *c)
      * a client that holds its 101 is in the room, so a message another
      * client sends after that can never reach the room before it.
      */
-    b = c->busy;
-    if (b != NULL && b->upgrade_resp != NULL) {
-        (void)ws_write_raw(c, b->upgrade_resp, b->upgrade_resp_len);
-        free(b->upgrade_resp);
-        b->upgrade_resp = NULL;
-    }
+    ws_upgrade_answer(c);
     /* A close op may have come first; then the client never opened. */
     if (c->state == WS_ST_MOVING && (c->flags & WS_F_FAILED) == 0) {
         c->state = WS_ST_OPEN;

@@ -370,6 +370,9 @@ ws_frame_send(void *tconn, torpor_frame *frame)
         || (c->flags & WS_F_FAILED) != 0) {
         return TORPOR_ECLOSED;
     }
+    if (c->state == WS_ST_MOVING) {
+        ws_upgrade_answer(c);
+    }
     if ((c->deflate & WS_DEFLATE_ON) == 0) {
         return ws_frame_send_wire(c, frame);
     }
