@@ -149,6 +149,47 @@ START_TEST(test_hs_parse_first_occurrence)
 }
 END_TEST
 
+/* Every Sec-WebSocket-Protocol line is kept, in order: they are one list. */
+START_TEST(test_hs_parse_protocol_lines)
+{
+    struct ws_hs_request req;
+    int status;
+    size_t consumed;
+
+    ck_assert_int_eq(
+        hs_test_parse(REQ_LINE H_HOST H_UPGRADE H_CONN H_KEY H_VERSION
+                      "Sec-WebSocket-Protocol: one, two\r\n"
+                      "Sec-WebSocket-Protocol:  three \r\n\r\n",
+                      &req, &status, &consumed),
+        WS_HS_OK);
+    ck_assert_uint_eq(req.n_protocol_lines, 2);
+    hs_test_field_is(req.protocol_lines[0], req.protocol_line_lens[0],
+                     "one, two");
+    hs_test_field_is(req.protocol_lines[1], req.protocol_line_lens[1],
+                     "three");
+}
+END_TEST
+
+/* More protocol lines than the parser keeps is a 400, not a loss. */
+START_TEST(test_hs_parse_too_many_protocol_lines)
+{
+    char req[2048];
+    struct ws_hs_request r;
+    int status = 0;
+    size_t consumed;
+    int n = snprintf(req, sizeof(req), "%s",
+                     REQ_LINE H_HOST H_UPGRADE H_CONN H_KEY H_VERSION);
+
+    for (int i = 0; i <= WS_HS_PROTOCOL_LINES_MAX; i++) {
+        n += snprintf(req + n, sizeof(req) - (size_t)n,
+                      "Sec-WebSocket-Protocol: p%d\r\n", i);
+    }
+    n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\n");
+    ck_assert_int_eq(hs_test_parse(req, &r, &status, &consumed), WS_HS_ERROR);
+    ck_assert_int_eq(status, 400);
+}
+END_TEST
+
 /* Header names and the Upgrade and Connection tokens ignore case. */
 START_TEST(test_hs_parse_case_insensitive)
 {
@@ -814,6 +855,7 @@ ws_handshake_suite(void)
     tcase_add_test(core, test_hs_parse_rfc_request);
     tcase_add_test(core, test_hs_parse_optional_headers_absent);
     tcase_add_test(core, test_hs_parse_first_occurrence);
+    tcase_add_test(core, test_hs_parse_protocol_lines);
     tcase_add_test(core, test_hs_parse_case_insensitive);
     tcase_add_test(core, test_hs_parse_token_lists);
     tcase_add_test(core, test_hs_parse_trims_values);
@@ -845,6 +887,7 @@ ws_handshake_suite(void)
     tcase_add_test(errors, test_hs_parse_rejects_version);
     tcase_add_test(errors, test_hs_parse_rejects_key);
     tcase_add_test(errors, test_hs_parse_rejects_early);
+    tcase_add_test(errors, test_hs_parse_too_many_protocol_lines);
     tcase_add_test(errors, test_hs_accept_rejects_unsafe_values);
     tcase_add_test(errors, test_target_split_rejects);
     suite_add_tcase(s, errors);

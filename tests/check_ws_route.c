@@ -212,25 +212,49 @@ START_TEST(test_route_parse_origins)
 }
 END_TEST
 
+/* route_pick picks from one Sec-WebSocket-Protocol line, as NUL-ended. */
+static const char *
+route_pick(const struct ws_route_opts *d, const char *offer)
+{
+    size_t len = strlen(offer);
+
+    return ws_route_pick_subprotocol(d, &offer, &len, 1);
+}
+
 /* The server's order decides; offers compare exactly. */
 START_TEST(test_route_pick_subprotocol)
 {
     const struct ws_route_opts *d = ws->routes[0];
     const char *offer;
+    size_t len;
 
     ck_assert_int_eq(route_set("subprotocols", "v2, v1"), TORPOR_OK);
-    offer = "v1, v2";
-    ck_assert_str_eq(ws_route_pick_subprotocol(d, offer, strlen(offer)), "v2");
-    offer = "v1";
-    ck_assert_str_eq(ws_route_pick_subprotocol(d, offer, strlen(offer)), "v1");
-    offer = " ,v1 , ";
-    ck_assert_str_eq(ws_route_pick_subprotocol(d, offer, strlen(offer)), "v1");
-    offer = "V2, v1x, xv1";
-    ck_assert_ptr_null(ws_route_pick_subprotocol(d, offer, strlen(offer)));
+    ck_assert_str_eq(route_pick(d, "v1, v2"), "v2");
+    ck_assert_str_eq(route_pick(d, "v1"), "v1");
+    ck_assert_str_eq(route_pick(d, " ,v1 , "), "v1");
+    ck_assert_ptr_null(route_pick(d, "V2, v1x, xv1"));
     /* Only the given length counts, as a header value is not terminated. */
     offer = "v3, v2";
-    ck_assert_ptr_null(ws_route_pick_subprotocol(d, offer, 2));
-    ck_assert_ptr_null(ws_route_pick_subprotocol(d, NULL, 0));
+    len = 2;
+    ck_assert_ptr_null(ws_route_pick_subprotocol(d, &offer, &len, 1));
+    ck_assert_ptr_null(ws_route_pick_subprotocol(d, NULL, NULL, 0));
+}
+END_TEST
+
+/* Lines make one list: the server's first choice wins on any line. */
+START_TEST(test_route_pick_subprotocol_lines)
+{
+    const struct ws_route_opts *d = ws->routes[0];
+    const char *lines[] = {"v1, x", "y, v2"};
+    size_t lens[] = {5, 5};
+
+    ck_assert_int_eq(route_set("subprotocols", "v2, v1"), TORPOR_OK);
+    ck_assert_str_eq(ws_route_pick_subprotocol(d, lines, lens, 2), "v2");
+    ck_assert_str_eq(ws_route_pick_subprotocol(d, lines, lens, 1), "v1");
+    lines[0] = "x";
+    lens[0] = 1;
+    ck_assert_ptr_null(ws_route_pick_subprotocol(d, lines, lens, 1));
+    ck_assert_str_eq(ws_route_pick_subprotocol(d, lines, lens, 2), "v2");
 }
 END_TEST
 
@@ -479,6 +503,7 @@ ws_route_suite(void)
     tcase_add_test(core, test_route_parse_subprotocols);
     tcase_add_test(core, test_route_parse_origins);
     tcase_add_test(core, test_route_pick_subprotocol);
+    tcase_add_test(core, test_route_pick_subprotocol_lines);
     tcase_add_test(core, test_route_origin_allowed);
     tcase_add_test(core, test_route_parse_bool);
     suite_add_tcase(s, core);

@@ -542,12 +542,13 @@ const struct ws_route_opts *ws_route_opts_for(const struct ws_state *ws,
 
 /*
  * ws_route_pick_subprotocol chooses from the client's Sec-WebSocket-Protocol
- * list offered[0..len) the first of the route's subprotocols that the
- * client offered: the server's order decides.  NULL when none matches or
- * the route lists none.
+ * lines, offered[i][0..lens[i]) for i < n, which make one list, the first
+ * of the route's subprotocols that the client offered: the server's order
+ * decides.  NULL when none matches or the route lists none.
  */
 const char *ws_route_pick_subprotocol(const struct ws_route_opts *opts,
-                                      const char *offered, size_t len);
+                                      const char *const *offered,
+                                      const size_t *lens, size_t n);
 
 /*
  * ws_route_origin_allowed tells whether an Origin header value may use the
@@ -626,17 +627,18 @@ uint32_t ws_peer_upgrade(struct ws_state *ws, int fd);
 
 /* ---- ws_admit.c ---- */
 
+struct ws_hs_request;
+
 /*
- * ws_admit_request applies the route's policy to a complete upgrade
+ * ws_admit_request applies the route's policy to hs, a complete upgrade
  * request of c: the upgrade rate of its address, then Origin, then the
  * subprotocol.  Returns 0 with *subprotocol set to the one chosen (NULL for
  * none), or the HTTP status to refuse with: 429 with *retry_after_s, 403,
  * or 400.  Counts and logs each refusal.  Main loop.
  */
 int ws_admit_request(struct ws_conn *c, const struct ws_route_opts *opts,
-                     const char *origin, size_t origin_len,
-                     const char *offered, size_t offered_len,
-                     const char **subprotocol, uint32_t *retry_after_s);
+                     const struct ws_hs_request *hs, const char **subprotocol,
+                     uint32_t *retry_after_s);
 
 /* ---- ws_listen.c ---- */
 

@@ -12,13 +12,15 @@
  *       lack a header.
  */
 #include "ws.h"
+#include "ws_handshake.h"
 
 int
 ws_admit_request(struct ws_conn *c, const struct ws_route_opts *opts,
-                 const char *origin, size_t origin_len, const char *offered,
-                 size_t offered_len, const char **subprotocol,
+                 const struct ws_hs_request *hs, const char **subprotocol,
                  uint32_t *retry_after_s)
 {
+    const char *origin = hs->origin;
+    size_t origin_len = hs->origin_len;
     struct ws_state *ws = ws_of(c);
     const char *route = opts->name != NULL ? opts->name : "*";
     char peer[WS_ADDR_STRLEN];
@@ -56,16 +58,19 @@ ws_admit_request(struct ws_conn *c, const struct ws_route_opts *opts,
         }
         return 403;
     }
-    *subprotocol = ws_route_pick_subprotocol(opts, offered, offered_len);
+    *subprotocol = ws_route_pick_subprotocol(
+        opts, hs->protocol_lines, hs->protocol_line_lens, hs->n_protocol_lines);
     if (*subprotocol == NULL && opts->subprotocol_required) {
         WS_COUNT(ws, refused_subprotocol);
         if (ws_warn_allowed(ws)) {
             ws_conn_peer(c, peer);
             WS_LOG(
                 ws, TORPOR_LOG_WARN, NULL,
-                "could not upgrade \"%s\" on route \"%s\": offered subprotocols \"%.*s\", none of those the route requires; answered 400",
-                peer, route, (int)(offered_len < 256 ? offered_len : 256),
-                offered != NULL ? offered : "");
+                "could not upgrade \"%s\" on route \"%s\": offered subprotocols \"%.*s\"%s, none of those the route requires; answered 400",
+                peer, route,
+                (int)(hs->protocols_len < 256 ? hs->protocols_len : 256),
+                hs->protocols != NULL ? hs->protocols : "",
+                hs->n_protocol_lines > 1 ? " and more lines" : "");
         }
         return 400;
     }

@@ -322,6 +322,12 @@ ws_hs_header_line(const char *line, size_t len, struct ws_hs_request *r,
             r->protocols = value;
             r->protocols_len = value_len;
         }
+        if (r->n_protocol_lines == WS_HS_PROTOCOL_LINES_MAX) {
+            return 400;
+        }
+        r->protocol_lines[r->n_protocol_lines] = value;
+        r->protocol_line_lens[r->n_protocol_lines] = value_len;
+        r->n_protocol_lines++;
     } else if (ws_hs_eq_nocase(line, name_len, "sec-websocket-extensions")) {
         if (r->extensions == NULL) {
             r->extensions = value;

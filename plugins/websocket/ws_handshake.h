@@ -18,6 +18,9 @@
 /* Sec-WebSocket-Extensions lines a request may hold; more is a 400. */
 #define WS_HS_EXTENSION_LINES_MAX 8
 
+/* Sec-WebSocket-Protocol lines a request may hold; more is a 400. */
+#define WS_HS_PROTOCOL_LINES_MAX 8
+
 /*
  * A parsed request.  Every pointer points into the buffer given to
  * ws_handshake_parse and lives as long as it does; a header that was not
@@ -32,6 +35,13 @@ struct ws_hs_request {
     size_t origin_len;
     const char *protocols;      /* Sec-WebSocket-Protocol, first occurrence */
     size_t protocols_len;
+    /*
+     * Every Sec-WebSocket-Protocol line, in order: RFC 6455 11.3.4 makes
+     * them one list, as if joined by commas.
+     */
+    const char *protocol_lines[WS_HS_PROTOCOL_LINES_MAX];
+    size_t protocol_line_lens[WS_HS_PROTOCOL_LINES_MAX];
+    size_t n_protocol_lines;
     const char *extensions;     /* Sec-WebSocket-Extensions, first one */
     size_t extensions_len;
     /* Every Sec-WebSocket-Extensions line, in order: one list split. */
@@ -58,7 +68,8 @@ enum ws_hs { WS_HS_OK = 0, WS_HS_MORE = 1, WS_HS_ERROR = 2 };
  *   400  malformed request line or header line, missing, repeated or
  *        invalid Host, missing, repeated or invalid Sec-WebSocket-Key (it
  *        must be 24 characters of base64 that decode to 16 bytes), more
- *        than WS_HS_EXTENSION_LINES_MAX Sec-WebSocket-Extensions lines;
+ *        than WS_HS_EXTENSION_LINES_MAX Sec-WebSocket-Extensions lines or
+ *        WS_HS_PROTOCOL_LINES_MAX Sec-WebSocket-Protocol lines;
  *   405  a method other than GET;
  *   426  no "websocket" token in Upgrade, no "upgrade" token in Connection
  *        (both case-insensitive token lists), or a Sec-WebSocket-Version

@@ -723,15 +723,16 @@ ws_route_offered(const char *s, size_t len, const char *token)
 }
 
 const char *
-ws_route_pick_subprotocol(const struct ws_route_opts *opts, const char *offered,
-                          size_t len)
+ws_route_pick_subprotocol(const struct ws_route_opts *opts,
+                          const char *const *offered, const size_t *lens,
+                          size_t n)
 {
-    if (offered == NULL) {
-        return NULL;
-    }
     for (uint32_t i = 0; i < opts->subprotocols.n; i++) {
-        if (ws_route_offered(offered, len, opts->subprotocols.items[i])) {
-            return opts->subprotocols.items[i];
+        for (size_t j = 0; j < n; j++) {
+            if (ws_route_offered(offered[j], lens[j],
+                                 opts->subprotocols.items[i])) {
+                return opts->subprotocols.items[i];
+            }
         }
     }
     return NULL;

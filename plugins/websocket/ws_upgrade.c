@@ -353,10 +353,7 @@ ws_upgrade_attach(struct ws_conn *c, const struct ws_hs_request *hs,
     }
     opts = ws_route_opts_for(ws, &req.route);
     c->route = opts->index;
-    /* Missing: only the first Sec-WebSocket-Protocol line is read; a subprotocol offered on a second line is not seen. */
-    status = ws_admit_request(c, opts, hs->origin, hs->origin_len,
-                              hs->protocols, hs->protocols_len, &subprotocol,
-                              &retry_after_s);
+    status = ws_admit_request(c, opts, hs, &subprotocol, &retry_after_s);
     if (status != 0) {
         ws_upgrade_refuse(c, status, NULL, retry_after_s);
         return true;

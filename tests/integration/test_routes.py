@@ -53,10 +53,14 @@ class = probe
 
 
 def upgrade(d, route, protocols=None, origin=None):
-    """Send an upgrade for a fresh room on route; return (status, headers)."""
+    """Send an upgrade for a fresh room on route; return (status, headers).
+    protocols is one Sec-WebSocket-Protocol value, or a list of them, one
+    header line each."""
     extra = ""
-    if protocols is not None:
-        extra += "Sec-WebSocket-Protocol: %s\r\n" % protocols
+    if isinstance(protocols, str):
+        protocols = [protocols]
+    for value in protocols or ():
+        extra += "Sec-WebSocket-Protocol: %s\r\n" % value
     if origin is not None:
         extra += "Origin: %s\r\n" % origin
     status, headers, line, _ = http_exchange(
@@ -80,6 +84,9 @@ async def server_order_decides(d):
     expect(d, "proto", 101, "chat.v2,chat.v1", chosen="chat.v2")
     expect(d, "proto", 101, "chat.v1", chosen="chat.v1")
     expect(d, "proto", 101, "x, chat.v1, y", chosen="chat.v1")
+    # Several lines are one list (RFC 6455 11.3.4): the order is still ours.
+    expect(d, "proto", 101, ["chat.v1", "x, chat.v2"], chosen="chat.v2")
+    expect(d, "proto", 101, ["x", "chat.v1"], chosen="chat.v1")
 
 
 async def required_and_none_matches_400(d):
