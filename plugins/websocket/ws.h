@@ -109,6 +109,7 @@ struct ws_config {
     uint64_t close_timeout_ms;
     uint32_t max_connections_per_address; /* 0: no limit */
     uint32_t max_upgrades_per_second_per_address; /* 0: no limit */
+    uint32_t max_handshakes;                      /* 0: no limit */
 };
 
 /* A list of words from the config, each a NUL-terminated copy. */
@@ -156,6 +157,7 @@ struct ws_counters {
     uint64_t refused_rate;        /* over the upgrade rate of an address */
     uint64_t refused_origin;      /* Origin not allowed or missing */
     uint64_t refused_subprotocol; /* no subprotocol in common */
+    uint64_t handshakes_evicted;  /* the oldest, over max_handshakes */
 };
 
 #define WS_COUNT(ws, counter)                                                  \
@@ -206,10 +208,13 @@ struct ws_state {
     bool stopping;
 
     /*
-     * Connections in their handshake, so that stop and destroy find them;
-     * main loop only.  Attached ones are the core's to find.
+     * Connections in their handshake, newest first, so that stop and
+     * destroy find them and max_handshakes evicts the oldest; main loop
+     * only.  Attached ones are the core's to find.
      */
     struct ws_hs_conn *handshakes;
+    struct ws_hs_conn *handshakes_oldest;
+    uint32_t n_handshakes;
 
     /* Options by route; routes[0] are the defaults.  Fixed after start. */
     struct ws_route_opts *routes[WS_ROUTES_MAX + 1];
@@ -753,6 +758,13 @@ torpor_err ws_conn_op_close(void *tconn, uint16_t code, const char *reason,
  * the core owns the closing of attached ones.  Main thread.
  */
 void ws_conn_stop_handshakes(struct ws_state *ws);
+
+/*
+ * ws_conn_evict_oldest_handshake closes the connection that has been in
+ * its handshake longest, over max_handshakes; counts and logs it.  Main
+ * loop, outside any callback of that connection.
+ */
+void ws_conn_evict_oldest_handshake(struct ws_state *ws);
 
 /*
  * ws_conn_destroy_all frees every handshake left, with no call to the

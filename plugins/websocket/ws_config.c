@@ -33,6 +33,15 @@
  *     the refusal must cost less than the attack.  Off by default because
  *     behind a proxy or a large NAT every client shares one address.
  *
+ * max_handshakes = 4096
+ *     Connections in their handshake at once, over all addresses: accepted
+ *     and not yet upgraded, or refused and being drained.  One more evicts
+ *     the oldest, whose peer has had the longest to finish; a client that
+ *     completes its upgrade promptly gets in while a flood of idle or
+ *     trickling connections, from however many addresses, churns through
+ *     the rest.  Each costs a few hundred bytes, a TLS one tens of KiB
+ *     while OpenSSL's handshake lasts.  0 for no limit.
+ *
  * max_upgrades_per_second_per_address = 0
  *     Upgrade requests one address may make per second, as a token bucket
  *     that holds one second's worth (so a burst of that many passes); 0
@@ -256,6 +265,7 @@ ws_config_defaults(struct ws_config *cfg)
     cfg->max_handshake_bytes = 8192;
     cfg->handshake_timeout_ms = 10000;
     cfg->close_timeout_ms = 5000;
+    cfg->max_handshakes = 4096;
 }
 
 torpor_err
@@ -292,6 +302,13 @@ ws_config_set(struct ws_config *cfg, const char *key, const char *value,
         err = ws_config_uint(value, 0, 1000000, &v, why, why_size);
         if (err == TORPOR_OK) {
             cfg->max_connections_per_address = (uint32_t)v;
+        }
+        return err;
+    }
+    if (strcmp(key, "max_handshakes") == 0) {
+        err = ws_config_uint(value, 0, 1000000, &v, why, why_size);
+        if (err == TORPOR_OK) {
+            cfg->max_handshakes = (uint32_t)v;
         }
         return err;
     }

@@ -38,8 +38,11 @@ ws_hs_link(struct ws_state *ws, struct ws_hs_conn *h)
     h->next = ws->handshakes;
     if (ws->handshakes != NULL) {
         ws->handshakes->prev = h;
+    } else {
+        ws->handshakes_oldest = h;
     }
     ws->handshakes = h;
+    ws->n_handshakes++;
 }
 
 void
@@ -55,7 +58,10 @@ ws_conn_hs_forget(struct ws_conn *c)
     }
     if (h->next != NULL) {
         h->next->prev = h->prev;
+    } else {
+        ws->handshakes_oldest = h->prev;
     }
+    ws->n_handshakes--;
     free(h);
 }
 
@@ -517,6 +523,26 @@ ws_conn_op_close(void *tconn, uint16_t code, const char *reason,
     ws_conn_start_close(c, code, reason, reason_len);
     ws_conn_watch(c);
     return TORPOR_OK;
+}
+
+void
+ws_conn_evict_oldest_handshake(struct ws_state *ws)
+{
+    struct ws_hs_conn *h = ws->handshakes_oldest;
+    char peer[WS_ADDR_STRLEN];
+
+    if (h == NULL) {
+        return;
+    }
+    WS_COUNT(ws, handshakes_evicted);
+    if (ws_warn_allowed(ws)) {
+        ws_conn_peer(&h->c, peer);
+        WS_LOG(
+            ws, TORPOR_LOG_WARN, NULL,
+            "could not keep \"%s\" in its handshake: %u connections are in theirs, max_handshakes; closed the oldest",
+            peer, ws->n_handshakes);
+    }
+    ws_conn_free(&h->c);
 }
 
 void

@@ -160,7 +160,6 @@ ws_listen_on_io(torpor_io *io, int lfd, unsigned events, void *arg)
                 return;
             }
         }
-        /* Missing: no cap on connections in their handshake over all addresses; a connect flood from many addresses holds one record each for up to handshake_timeout_ms. */
         /* Over its address's share: closed unread, before any allocation. */
         if (!ws_peer_admit(ws, fd, (const struct sockaddr *)&ss)) {
             if (ws_warn_allowed(ws)) {
@@ -171,6 +170,10 @@ ws_listen_on_io(torpor_io *io, int lfd, unsigned events, void *arg)
             }
             close(fd);
             continue;
+        }
+        if (ws->cfg.max_handshakes != 0
+            && ws->n_handshakes >= ws->cfg.max_handshakes) {
+            ws_conn_evict_oldest_handshake(ws);
         }
         /* Small frames go out at once; the output queue does batching. */
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -148,15 +148,18 @@ ws_plugin_log_counters(struct ws_state *ws)
                   __ATOMIC_RELAXED);
     __atomic_load(&ws->counters.refused_subprotocol, &n.refused_subprotocol,
                   __ATOMIC_RELAXED);
+    __atomic_load(&ws->counters.handshakes_evicted, &n.handshakes_evicted,
+                  __ATOMIC_RELAXED);
     WS_LOG(ws, TORPOR_LOG_NOTICE, NULL,
-           "stopped: %llu keepalive drops, %llu slow consumers closed, %llu handshake timeouts; refused %llu over the connections per address, %llu over the upgrade rate, %llu by origin, %llu without a subprotocol",
+           "stopped: %llu keepalive drops, %llu slow consumers closed, %llu handshake timeouts; refused %llu over the connections per address, %llu over the upgrade rate, %llu by origin, %llu without a subprotocol; evicted %llu handshakes over max_handshakes",
            (unsigned long long)n.keepalive_drops,
            (unsigned long long)n.slow_consumers,
            (unsigned long long)n.handshake_timeouts,
            (unsigned long long)n.refused_connections,
            (unsigned long long)n.refused_rate,
            (unsigned long long)n.refused_origin,
-           (unsigned long long)n.refused_subprotocol);
+           (unsigned long long)n.refused_subprotocol,
+           (unsigned long long)n.handshakes_evicted);
 }
 
 static void

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Limits per client address: connections held at once, upgrades per second.
+"""Limits per client address: connections held at once, upgrades per second;
+and the limit on connections in their handshake over all addresses.
 
 With max_connections_per_address = 3, a fourth connection from 127.0.0.1,
 open or still in its handshake, is closed unanswered, while 127.0.0.2 still
@@ -7,6 +8,8 @@ gets in; once one of the three closes, on whichever loop it lived, the
 address has room again.  With max_upgrades_per_second_per_address = 2, a
 burst of upgrades gets 101 for the bucket's worth and 429 with Retry-After
 for the rest, and the address is served again after that many seconds.
+With max_handshakes = 4, a fifth connection in its handshake, from
+whichever address, closes the oldest, and an upgrade still gets in.
 """
 
 import asyncio
@@ -44,6 +47,21 @@ plugins = websocket, echo
 [transport.websocket]
 listen = 127.0.0.1:0
 max_upgrades_per_second_per_address = 2
+
+[route.echo]
+class = echo
+"""
+
+HANDSHAKES_CONFIG = """\
+[core]
+log_level = notice
+plugins = websocket, echo
+
+[transport.websocket]
+listen = 127.0.0.1:0
+handshake_timeout_ms = 60000
+max_handshakes = 4
+ping_interval_ms = 0
 
 [route.echo]
 class = echo
@@ -167,6 +185,53 @@ async def handshaking_connections_limited(_):
         harness.stop_clean(d)
 
 
+def still_open(sock):
+    """sock has neither data nor an end to read within a moment: the
+    server keeps it.  A slow server cannot make this fail, only one that
+    closed it."""
+    sock.settimeout(0.3)
+    try:
+        sock.recv(4096)
+    except socket.timeout:
+        return True
+    except ConnectionResetError:
+        pass
+    return False
+
+
+async def oldest_handshake_evicted(_):
+    d = harness.Daemon(HANDSHAKES_CONFIG)
+    d.start()
+    idle = []
+    try:
+        # Four silent peers from four addresses fill max_handshakes.
+        idle = [open_raw(d, "127.0.0.%d" % (i + 1)) for i in range(4)]
+        idle.append(open_raw(d, "127.0.0.5"))
+        check_eq(read_answer(idle[0]), b"", "the oldest handshake, closed "
+                 "when a fifth connection came")
+        for i, s in enumerate(idle[1:], 2):
+            check(still_open(s), "peer %d of 5 is still in its handshake" % i)
+        # An upgrade that comes now gets in; the next oldest makes room.
+        status, _, sock = try_upgrade(d, source="127.0.0.6")
+        sock.close()
+        check_eq(status, 101, "an upgrade while max_handshakes are held")
+        check_eq(read_answer(idle[1]), b"", "the second oldest, closed for "
+                 "the upgrade")
+        for i, s in enumerate(idle[2:], 3):
+            check(still_open(s), "peer %d of 5 is still in its handshake" % i)
+    finally:
+        for s in idle:
+            s.close()
+        log = harness.stop_clean(d)
+    m = re.search(r"evicted (\d+) handshakes over max_handshakes", log)
+    check(m is not None and m.group(1) == "2",
+          "evictions counted at stop: %s" % (m and m.group(0)))
+    check(re.search(r'WARN websocket: could not keep "127\.0\.0\.1:\d+" in '
+                    r'its handshake: 4 connections are in theirs, '
+                    r'max_handshakes; closed the oldest', log) is not None,
+          "the eviction is logged with the peer it closed")
+
+
 async def upgrade_rate_limited(_):
     d = harness.Daemon(RATE_CONFIG)
     d.start()
@@ -221,6 +286,9 @@ TESTS = [
      "deadline", handshaking_connections_limited),
     ("address: a burst over the upgrade rate gets 429 with Retry-After",
      upgrade_rate_limited),
+    ("max_handshakes: one more connection in its handshake, from any "
+     "address, closes the oldest; an upgrade still gets in",
+     oldest_handshake_evicted),
 ]
 
 if __name__ == "__main__":
