@@ -82,12 +82,14 @@ struct ws_cork {
 
 static void ws_cork_run(torpor_task *task);
 
+/* ws_cork_hash: c's home in an index of cap (a power of two, 2 or more). */
 static uint32_t
 ws_cork_hash(const struct ws_conn *c, uint32_t cap)
 {
-    uint64_t h = ((uint64_t)(uintptr_t)c >> 3) * UINT64_C(0x9E3779B97F4A7C15);
+    /* Fibonacci hashing: the product's top bits mix every address bit. */
+    uint64_t h = (uint64_t)(uintptr_t)c * UINT64_C(0x9E3779B97F4A7C15);
 
-    return (uint32_t)(h >> 32) & (cap - 1);
+    return (uint32_t)(h >> (64 - __builtin_ctz(cap)));
 }
 
 /* ws_cork_find: c's slot in k, or NULL. */

@@ -350,8 +350,12 @@ static torpor_err
 ws_frame_send_wire(struct ws_conn *c, torpor_frame *frame)
 {
     ws_frame_ref(frame);
-    if (!ws_write_queued(c) && ws_cork_add(c, frame) == TORPOR_OK) {
-        return TORPOR_OK;
+    if (!ws_write_queued(c)) {
+        if (ws_cork_add(c, frame) == TORPOR_OK) {
+            return TORPOR_OK;
+        }
+        /* Out of memory for the cork: what it holds for c goes first. */
+        ws_cork_release(c);
     }
     return ws_write_frames(c, &frame, 1);
 }
