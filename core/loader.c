@@ -220,6 +220,14 @@ tpr_plugin_has_reload(const struct torpor_plugin_ctx *p)
            && p->desc.reload != NULL;
 }
 
+bool
+tpr_plugin_has_configured(const struct torpor_plugin_ctx *p)
+{
+    return p->desc.size >= offsetof(struct torpor_plugin, configured)
+                               + sizeof(p->desc.configured)
+           && p->desc.configured != NULL;
+}
+
 void
 tpr_plugin_destroy(struct torpor_plugin_ctx *p)
 {

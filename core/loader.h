@@ -54,6 +54,12 @@ torpor_err tpr_plugin_open(const char *spec, const char *search_path,
 bool tpr_plugin_has_reload(const struct torpor_plugin_ctx *p);
 
 /*
+ * tpr_plugin_has_configured tells whether p has a configured hook (ABI
+ * 1.1, after reload): its descriptor is large enough and the hook is set.
+ */
+bool tpr_plugin_has_configured(const struct torpor_plugin_ctx *p);
+
+/*
  * tpr_plugin_destroy calls the plugin's destroy hook if create succeeded,
  * once; the code stays loaded.
  */

@@ -184,6 +184,83 @@ runtime_resolve_routes(struct tpr_runtime *rt, struct tpr_diag *diag)
     }
 }
 
+/* A plugin's configured hook at work: where its reports go. */
+struct runtime_report {
+    const struct tpr_config *cfg;
+    const struct torpor_plugin_ctx *p;
+    struct tpr_diag *diag;
+};
+
+/*
+ * runtime_on_report files one problem a configured hook found, at the line
+ * of its key in the plugin's section; a key the file does not set, or
+ * none, gets the line of the section's first key, and a plugin with no
+ * keys in the file the file alone.
+ */
+static void
+runtime_on_report(void *ctx, const char *key, const char *reason)
+{
+    const struct runtime_report *r = ctx;
+    const char *kind = tpr_plugin_kind_name(r->p->desc.kind);
+    const char *name = r->p->desc.name;
+    unsigned first = 0;
+    unsigned line = 0;
+
+    for (size_t i = 0; i < r->cfg->nentries; i++) {
+        const struct tpr_config_entry *e = &r->cfg->entries[i];
+        if (strcmp(e->kind, kind) != 0 || strcmp(e->plugin, name) != 0) {
+            continue;
+        }
+        if (first == 0) {
+            first = e->line;
+        }
+        if (key != NULL && line == 0 && strcmp(e->key, key) == 0) {
+            line = e->line;
+        }
+    }
+    if (key != NULL) {
+        tpr_diag_add(r->diag, r->cfg->path, line ? line : first, "\"%s\" in section [%s.%s]: %s", key, kind, name, reason);
+    } else {
+        tpr_diag_add(r->diag, r->cfg->path, first, "section [%s.%s]: %s", kind, name, reason);
+    }
+}
+
+/*
+ * runtime_check_plugins gives each plugin with a configured hook its whole
+ * configuration to look at, with the names of every configured route.
+ */
+static void
+runtime_check_plugins(struct tpr_runtime *rt, struct tpr_diag *diag)
+{
+    const struct tpr_config *cfg = rt->cfg;
+    const char **names = calloc(cfg->nroutes ? cfg->nroutes : 1,
+                                sizeof(*names));
+
+    if (names == NULL) {
+        tpr_diag_add(diag, NULL, 0, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        names[i] = cfg->routes[i].name;
+    }
+    for (size_t i = 0; i < rt->nplugins; i++) {
+        struct torpor_plugin_ctx *p = rt->plugins[i];
+        struct runtime_report r = {.cfg = cfg, .p = p, .diag = diag};
+        unsigned before = diag->count;
+
+        if (!p->created || !tpr_plugin_has_configured(p)) {
+            continue;
+        }
+        torpor_err err = p->desc.configured(p->state, names, cfg->nroutes,
+                                            runtime_on_report, &r);
+        if (err != TORPOR_OK && diag->count == before) {
+            /* Refused without saying why: still a problem, and named. */
+            runtime_on_report(&r, NULL, tpr_strerror(err));
+        }
+    }
+    free(names);
+}
+
 /*
  * runtime_make_shards makes one loop and object table per shard; shard 0's
  * loop is the main loop.  Threads start with tpr_runtime_start.
@@ -295,6 +372,9 @@ tpr_runtime_new(struct tpr_config *cfg, struct tpr_diag *diag,
     if (diag->count == before) {
         runtime_configure_plugins(rt, diag);
         runtime_resolve_routes(rt, diag);
+    }
+    if (diag->count == before) {
+        runtime_check_plugins(rt, diag);
     }
     if (diag->count != before) {
         tpr_runtime_free(rt);

@@ -65,6 +65,44 @@ route_set(const char *key, const char *value)
     return ws_route_set(ws, key, value, why, sizeof(why));
 }
 
+/* What ws_route_finish reported, one "KEY: reason" line each. */
+static char route_test_reports[4096];
+
+static void
+route_test_report(void *ctx, const char *key, const char *reason)
+{
+    size_t used = strlen(route_test_reports);
+
+    (void)ctx;
+    snprintf(route_test_reports + used, sizeof(route_test_reports) - used,
+             "%s: %s\n", key != NULL ? key : "-", reason);
+}
+
+/*
+ * route_finish runs ws_route_finish as the configured hook does, with the
+ * daemon's routes being the plugin's own routes but unknown, if not NULL.
+ */
+static torpor_err
+route_finish_without(const char *unknown)
+{
+    const char *names[WS_ROUTES_MAX];
+    size_t n = 0;
+
+    for (uint32_t i = 1; i < ws->n_routes; i++) {
+        if (unknown == NULL || strcmp(ws->routes[i]->name, unknown) != 0) {
+            names[n++] = ws->routes[i]->name;
+        }
+    }
+    route_test_reports[0] = '\0';
+    return ws_route_finish(ws, names, n, route_test_report, NULL);
+}
+
+static torpor_err
+route_finish(void)
+{
+    return route_finish_without(NULL);
+}
+
 static const struct ws_route_opts *
 route_for(const char *name)
 {
@@ -80,7 +118,7 @@ START_TEST(test_route_defaults)
 {
     const struct ws_route_opts *d;
 
-    ck_assert_int_eq(ws_route_finish(ws), TORPOR_OK);
+    ck_assert_int_eq(route_finish(), TORPOR_OK);
     d = route_for("anything");
     ck_assert_ptr_eq(d, ws->routes[0]);
     ck_assert_uint_eq(d->max_message_bytes, 1048576);
@@ -102,7 +140,7 @@ START_TEST(test_route_override_one_route)
     ck_assert_int_eq(route_set("ping_interval_ms", "1000"), TORPOR_OK);
     ck_assert_int_eq(route_set("route.other.max_message_bytes", "77"),
                      TORPOR_OK);
-    ck_assert_int_eq(ws_route_finish(ws), TORPOR_OK);
+    ck_assert_int_eq(route_finish(), TORPOR_OK);
     ck_assert_uint_eq(route_for("chat")->ping_interval_ms, 500);
     ck_assert_uint_eq(route_for("chat")->max_message_bytes, 1048576);
     ck_assert_uint_eq(route_for("other")->ping_interval_ms, 1000);
@@ -122,7 +160,7 @@ START_TEST(test_route_override_any_order)
     ck_assert_int_eq(route_set("route.a.pong_timeout_ms", "200"), TORPOR_OK);
     ck_assert_int_eq(route_set("pong_timeout_ms", "4000"), TORPOR_OK);
     ck_assert_int_eq(route_set("pong_timeout_ms", "5000"), TORPOR_OK);
-    ck_assert_int_eq(ws_route_finish(ws), TORPOR_OK);
+    ck_assert_int_eq(route_finish(), TORPOR_OK);
     ck_assert_uint_eq(route_for("a")->pong_timeout_ms, 200);
     ck_assert_uint_eq(route_for("b")->pong_timeout_ms, 5000);
 }
@@ -132,7 +170,7 @@ END_TEST
 START_TEST(test_route_lookup_exact)
 {
     ck_assert_int_eq(route_set("route.chat.max_output_bytes", "99"), TORPOR_OK);
-    ck_assert_int_eq(ws_route_finish(ws), TORPOR_OK);
+    ck_assert_int_eq(route_finish(), TORPOR_OK);
     ck_assert_uint_eq(route_for("chat")->max_output_bytes, 99);
     ck_assert_ptr_eq(route_for("cha"), ws->routes[0]);
     ck_assert_ptr_eq(route_for("chats"), ws->routes[0]);
@@ -151,7 +189,7 @@ START_TEST(test_route_lists_inherited)
                      TORPOR_OK);
     ck_assert_int_eq(route_set("route.x.ping_interval_ms", "0"), TORPOR_OK);
     ck_assert_int_eq(route_set("route.y.subprotocols", "only"), TORPOR_OK);
-    ck_assert_int_eq(ws_route_finish(ws), TORPOR_OK);
+    ck_assert_int_eq(route_finish(), TORPOR_OK);
     r = route_for("x");
     ck_assert_uint_eq(r->ping_interval_ms, 0);
     ck_assert_uint_eq(r->subprotocols.n, 2);
@@ -172,7 +210,7 @@ START_TEST(test_route_subprotocols_empty)
 {
     ck_assert_int_eq(route_set("subprotocols", "v1"), TORPOR_OK);
     ck_assert_int_eq(route_set("route.plain.subprotocols", ""), TORPOR_OK);
-    ck_assert_int_eq(ws_route_finish(ws), TORPOR_OK);
+    ck_assert_int_eq(route_finish(), TORPOR_OK);
     ck_assert_uint_eq(route_for("plain")->subprotocols.n, 0);
     ck_assert_uint_eq(route_for("other")->subprotocols.n, 1);
 }
@@ -442,14 +480,15 @@ START_TEST(test_route_bad_numbers)
 }
 END_TEST
 
-/* A route that requires a subprotocol must list one; start says which. */
+/* A route that requires a subprotocol must list one; the key is named. */
 START_TEST(test_route_required_without_list)
 {
     ck_assert_int_eq(route_set("route.strict.subprotocol_required", "yes"),
                      TORPOR_OK);
-    ck_assert_int_eq(ws_route_finish(ws), TORPOR_EINVAL);
-    ck_assert_msg(strstr(route_test_logged, "route \"strict\"") != NULL,
-                  "logged: %s", route_test_logged);
+    ck_assert_int_eq(route_finish(), TORPOR_EINVAL);
+    ck_assert_str_eq(
+        route_test_reports,
+        "route.strict.subprotocol_required: subprotocol_required is set but subprotocols is empty, so every request would be refused\n");
 }
 END_TEST
 
@@ -459,8 +498,25 @@ START_TEST(test_route_required_default_without_list)
     ck_assert_int_eq(route_set("subprotocol_required", "yes"), TORPOR_OK);
     ck_assert_int_eq(route_set("subprotocols", "v1"), TORPOR_OK);
     ck_assert_int_eq(route_set("route.bare.subprotocols", ""), TORPOR_OK);
-    ck_assert_int_eq(ws_route_finish(ws), TORPOR_EINVAL);
-    ck_assert(strstr(route_test_logged, "route \"bare\"") != NULL);
+    ck_assert_int_eq(route_finish(), TORPOR_EINVAL);
+    ck_assert_msg(strstr(route_test_reports, "route.bare.subprotocols: ")
+                      == route_test_reports,
+                  "reported: %s", route_test_reports);
+}
+END_TEST
+
+/* Settings for a route the daemon does not have are a typo, reported. */
+START_TEST(test_route_unknown_name)
+{
+    ck_assert_int_eq(route_set("route.chta.ping_interval_ms", "1000"),
+                     TORPOR_OK);
+    ck_assert_int_eq(route_set("route.chat.ping_interval_ms", "2000"),
+                     TORPOR_OK);
+    ck_assert_int_eq(route_finish_without("chta"), TORPOR_EINVAL);
+    ck_assert_str_eq(
+        route_test_reports,
+        "route.chta.ping_interval_ms: no route of that name in the configuration: add a [route.NAME] section, or fix the name\n");
+    ck_assert_uint_eq(route_for("chat")->ping_interval_ms, 2000);
 }
 END_TEST
 
@@ -479,7 +535,7 @@ START_TEST(test_route_limit)
     ck_assert_int_eq(route_set("route.one-more.ping_interval_ms", "1000"),
                      TORPOR_EINVAL);
     ck_assert_str_eq(why, "at most 255 routes may have settings of their own");
-    ck_assert_int_eq(ws_route_finish(ws), TORPOR_OK);
+    ck_assert_int_eq(route_finish(), TORPOR_OK);
     ck_assert_uint_eq(route_for("r254")->index, 255);
     ck_assert_ptr_eq(ws->routes[255], route_for("r254"));
 }
@@ -516,6 +572,7 @@ ws_route_suite(void)
     tcase_add_test(errors, test_route_bad_numbers);
     tcase_add_test(errors, test_route_required_without_list);
     tcase_add_test(errors, test_route_required_default_without_list);
+    tcase_add_test(errors, test_route_unknown_name);
     suite_add_tcase(s, errors);
 
     tcase_add_checked_fixture(limits, route_setup, route_teardown);

@@ -43,6 +43,15 @@ typedef enum torpor_plugin_kind {
     TORPOR_KIND_CLASS = 3
 } torpor_plugin_kind;
 
+/*
+ * torpor_config_report files one problem of a plugin's configuration, for
+ * its configured hook: key is the key at fault in the plugin's section
+ * (NULL for the section as a whole), reason a short text as configure's
+ * why.  Both are copied before it returns.
+ */
+typedef void (*torpor_config_report)(void *ctx, const char *key,
+                                     const char *reason);
+
 struct torpor_plugin {
     /* Fixed header: filled by TORPOR_PLUGIN_HEADER, never by hand. */
     uint32_t magic;
@@ -109,6 +118,23 @@ struct torpor_plugin {
      * only for a descriptor whose size covers it.
      */
     torpor_err (*reload)(void *state);
+
+    /*
+     * configured looks at the plugin's configuration as a whole, once
+     * configure has had every key of the plugin's section: what no single
+     * key shows, such as a key that needs another one, or a key that names
+     * a route.  routes are the names of the daemon's routes, n_routes of
+     * them, valid during the call.  For each problem the plugin calls
+     * report(ctx, ...) (torpor_config_report); the core files each with
+     * the line of its key, so one call can report several.  Returns
+     * TORPOR_OK, or TORPOR_EINVAL when it reported anything.  Main thread,
+     * after the last configure and before start; torpord --check-config
+     * calls it too.  Optional; the core calls it only for a descriptor
+     * whose size covers it.
+     */
+    torpor_err (*configured)(void *state, const char *const *routes,
+                             size_t n_routes, torpor_config_report report,
+                             void *ctx);
 };
 
 /*

@@ -530,12 +530,15 @@ torpor_err ws_route_set(struct ws_state *ws, const char *key,
 
 /*
  * ws_route_finish completes every route with the defaults it did not
- * override and checks what only the whole section can tell.  Returns
- * TORPOR_EINVAL, after logging the route and the reason, for a route that
- * requires a subprotocol and lists none; TORPOR_ENOMEM.  Main thread, at
- * start.
+ * override and checks what only the whole section can tell: settings for
+ * a route that routes[0..n_routes), the daemon's, does not name, and a
+ * route that requires a subprotocol and lists none.  Each problem goes to
+ * report (torpor/plugin.h), with the key at fault; then it returns
+ * TORPOR_EINVAL.  TORPOR_ENOMEM.  Main thread, from the configured hook.
  */
-torpor_err ws_route_finish(struct ws_state *ws);
+torpor_err ws_route_finish(struct ws_state *ws, const char *const *routes,
+                           size_t n_routes, torpor_config_report report,
+                           void *ctx);
 
 /*
  * ws_route_opts_for returns the options of the route named route, or the
@@ -570,7 +573,7 @@ void ws_route_free_all(struct ws_state *ws);
 
 /*
  * ws_keepalive_start works out the sweep period from the routes' settings.
- * Main thread, at start, after ws_route_finish.
+ * Main thread, at start; ws_route_finish has run, from the configured hook.
  */
 void ws_keepalive_start(struct ws_state *ws);
 

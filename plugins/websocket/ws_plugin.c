@@ -98,16 +98,43 @@ ws_plugin_configure(void *state, const char *key, const char *value, char *why,
     return ws_config_set(&ws->cfg, key, value, why, why_size);
 }
 
+/*
+ * ws_plugin_configured checks what no single key shows, once all are in:
+ * the routes (ws_route_finish), something to listen on, and TLS's pair of
+ * files for listen_tls.
+ */
+static torpor_err
+ws_plugin_configured(void *state, const char *const *routes, size_t n_routes,
+                     torpor_config_report report, void *ctx)
+{
+    struct ws_state *ws = state;
+    const struct ws_config *cfg = &ws->cfg;
+    torpor_err err = ws_route_finish(ws, routes, n_routes, report, ctx);
+
+    if (err == TORPOR_ENOMEM) {
+        return err;
+    }
+    if (cfg->n_listen + cfg->n_listen_tls == 0) {
+        report(ctx, "listen",
+               "listen and listen_tls are both empty: there is nothing to accept clients on");
+        err = TORPOR_EINVAL;
+    }
+    if (cfg->n_listen_tls > 0
+        && (cfg->tls_certificate == NULL || cfg->tls_private_key == NULL)) {
+        report(ctx, "listen_tls",
+               "listen_tls needs tls_certificate and tls_private_key");
+        err = TORPOR_EINVAL;
+    }
+    return err;
+}
+
 static torpor_err
 ws_plugin_start(void *state)
 {
     struct ws_state *ws = state;
     torpor_err err;
 
-    err = ws_route_finish(ws);
-    if (err == TORPOR_OK) {
-        err = ws_peer_start(ws);
-    }
+    err = ws_peer_start(ws);
     if (err == TORPOR_OK) {
         ws_keepalive_start(ws);
         err = ws_listen_start(ws);
@@ -214,6 +241,7 @@ static const struct torpor_plugin ws_plugin = {
     .destroy = ws_plugin_destroy,
     .ops.transport = &ws_transport_ops,
     .reload = ws_plugin_reload,
+    .configured = ws_plugin_configured,
 };
 
 const struct torpor_plugin *

@@ -626,30 +626,82 @@ ws_route_set(struct ws_state *ws, const char *key, const char *value, char *why,
     return err;
 }
 
-/* ws_route_check judges what no single key can: a combination. */
-static torpor_err
-ws_route_check(struct ws_state *ws, const struct ws_route_opts *opts)
+/*
+ * ws_route_key_of writes to key the name by which opts's own setting
+ * key_name is written in the config: KEY for the defaults,
+ * route.NAME.KEY for a route.
+ */
+static void
+ws_route_key_of(const struct ws_route_opts *opts, const char *key_name,
+                char *key, size_t key_size)
 {
-    if (opts->subprotocol_required && opts->subprotocols.n == 0) {
-        WS_LOG(
-            ws, TORPOR_LOG_ERR, NULL,
-            "could not configure route \"%s\": subprotocol_required is set but subprotocols is empty, so every request would be refused",
-            opts->name != NULL ? opts->name : "*");
-        return TORPOR_EINVAL;
+    if (opts->name == NULL) {
+        snprintf(key, key_size, "%s", key_name);
+    } else {
+        snprintf(key, key_size, "route.%s.%s", opts->name, key_name);
     }
-    return TORPOR_OK;
+}
+
+/* ws_route_sets tells whether opts has its own value of key_name. */
+static bool
+ws_route_sets(const struct ws_route_opts *opts, const char *key_name)
+{
+    size_t index;
+
+    return ws_route_key_named(key_name, &index) != NULL
+           && (opts->set & (UINT64_C(1) << index)) != 0;
+}
+
+/*
+ * ws_route_check judges what no single key can: a combination.  Reports
+ * each problem; returns whether there was none.
+ */
+static bool
+ws_route_check(const struct ws_route_opts *opts, torpor_config_report report,
+               void *ctx)
+{
+    char key[128];
+
+    if (opts->subprotocol_required && opts->subprotocols.n == 0) {
+        /* The route's own key of the two, or the default's. */
+        ws_route_key_of(opts,
+                        ws_route_sets(opts, "subprotocol_required")
+                                || !ws_route_sets(opts, "subprotocols")
+                            ? "subprotocol_required"
+                            : "subprotocols",
+                        key, sizeof(key));
+        report(ctx, key,
+               "subprotocol_required is set but subprotocols is empty, so every request would be refused");
+        return false;
+    }
+    return true;
+}
+
+/* ws_route_known tells whether name is one of the daemon's routes. */
+static bool
+ws_route_known(const char *name, const char *const *routes, size_t n_routes)
+{
+    for (size_t i = 0; i < n_routes; i++) {
+        if (strcmp(routes[i], name) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 torpor_err
-ws_route_finish(struct ws_state *ws)
+ws_route_finish(struct ws_state *ws, const char *const *routes,
+                size_t n_routes, torpor_config_report report, void *ctx)
 {
     const struct ws_route_opts *def = ws->routes[0];
+    torpor_err result = TORPOR_OK;
     torpor_err err;
 
-    /* Missing: --check-config does not start plugins, so it cannot report what ws_route_check finds. */
     for (uint32_t i = 1; i < ws->n_routes; i++) {
         struct ws_route_opts *opts = ws->routes[i];
+        const char *first = NULL;
         char own[256] = "";
+        char key[128];
 
         for (size_t j = 0; j < WS_ROUTE_NKEYS; j++) {
             if ((opts->set & (UINT64_C(1) << j)) != 0) {
@@ -657,6 +709,7 @@ ws_route_finish(struct ws_state *ws)
 
                 snprintf(own + used, sizeof(own) - used, "%s%s",
                          used > 0 ? ", " : "", ws_route_keys[j].name);
+                first = first != NULL ? first : ws_route_keys[j].name;
                 continue;
             }
             err = ws_route_inherit(opts, def, &ws_route_keys[j]);
@@ -664,15 +717,26 @@ ws_route_finish(struct ws_state *ws)
                 return err;
             }
         }
-        err = ws_route_check(ws, opts);
-        if (err != TORPOR_OK) {
-            return err;
+        /* A typo in a route's name would leave its settings unused. */
+        if (!ws_route_known(opts->name, routes, n_routes)) {
+            ws_route_key_of(opts, first != NULL ? first : "", key,
+                            sizeof(key));
+            report(ctx, key,
+                   "no route of that name in the configuration: add a [route.NAME] section, or fix the name");
+            result = TORPOR_EINVAL;
+            continue;
         }
-        /* Missing: a route.NAME.KEY whose NAME is no route of the core's is not reported; the plugin cannot see the core's routes. */
+        if (!ws_route_check(opts, report, ctx)) {
+            result = TORPOR_EINVAL;
+            continue;
+        }
         WS_LOG(ws, TORPOR_LOG_NOTICE, NULL, "route \"%s\" has its own %s",
                opts->name, own);
     }
-    return ws_route_check(ws, def);
+    if (!ws_route_check(def, report, ctx)) {
+        result = TORPOR_EINVAL;
+    }
+    return result;
 }
 
 const struct ws_route_opts *

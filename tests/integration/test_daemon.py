@@ -347,6 +347,54 @@ async def wait_for_log(d, mark, pattern, timeout=10):
                               "tail:\n%s" % (pattern, timeout,
                                              harness.tail(d.log())))
 
+def fixture_plugin_path():
+    return "%s:%s" % (plugin_path(), harness.env_path("TORPOR_FIXTURE_PATH"))
+
+
+async def configured_hook_reports_filed_by_key(_):
+    """The probe fixture's configured hook reports a problem against its
+    key refuse_with and one against its section: each is filed at its own
+    line (a section's problem at the line of its first key), and a start
+    refuses the same file before any plugin starts."""
+    lines = ["[core]", "plugins = websocket, probe",
+             "[transport.websocket]", "listen = 127.0.0.1:0",
+             "[class.probe]", "hibernate_after_ms = 500",
+             "refuse_with = told to refuse", "[route.probe]",
+             "class = probe"]
+    path = write_config(lines)
+    for extra in (["--check-config"], []):
+        rc, out, err = run_cli(["--config", path, "--plugin-path",
+                                fixture_plugin_path()] + extra)
+        what = "with " + extra[0] if extra else "at start"
+        check_eq(rc, 2, "exit code %s; stderr:\n%s" % (what, err))
+        for want in ('%s:7: "refuse_with" in section [class.probe]: told to '
+                     'refuse' % path,
+                     "%s:6: section [class.probe]: the whole section" % path,
+                     'configuration "%s" has 2 problems' % path):
+            check(want in err, "%s: stderr lacks %r:\n%s" % (what, want, err))
+        check("listening on" not in err, "it listened:\n" + err)
+        check(not harness.sanitizer_lines(err), "sanitizer report:\n" + err)
+    os.unlink(path)
+
+
+async def configured_hook_sees_the_routes(_):
+    """The hook is given the daemon's route names: the probe fixture
+    refuses a configuration with no route named "probe", and with no
+    [class.probe] section the problem is filed against the file alone."""
+    path = write_config(["[core]", "plugins = websocket, probe",
+                         "[transport.websocket]", "listen = 127.0.0.1:0"])
+    rc, out, err = run_cli(["--config", path, "--check-config",
+                            "--plugin-path", fixture_plugin_path()])
+    check_eq(rc, 2, "exit code; stderr:\n" + err)
+    check('%s: section [class.probe]: no route is named "probe"' % path
+          in err, "stderr:\n" + err)
+    with open(path, "a") as f:
+        f.write("[route.probe]\nclass = probe\n")
+    rc, out, err = run_cli(["--config", path, "--check-config",
+                            "--plugin-path", fixture_plugin_path()])
+    check_eq(rc, 0, "exit code with the route; stderr:\n" + err)
+    os.unlink(path)
+
 
 TESTS = [
     ("--version prints 'torpord 0.1.0 (plugin ABI 1.1)' and exits 0",
@@ -361,6 +409,10 @@ TESTS = [
      plugin_path_option_overrides_config),
     ("plugin_path in the config is used without --plugin-path",
      plugin_path_from_config),
+    ("a plugin's configured hook: each problem at its key's line, at "
+     "--check-config and at start", configured_hook_reports_filed_by_key),
+    ("a plugin's configured hook is given the daemon's routes",
+     configured_hook_sees_the_routes),
 ] + [
     ("--check-config rejects %s at FILE:%d" % (what, n),
      _check_config_rejects(lines, n, words))

@@ -252,18 +252,26 @@ async def good_settings_pass(_):
     check_eq(rc, 0, "--check-config exit code; stderr:\n" + err)
 
 
-async def required_without_list_fails_start(_):
-    d = harness.Daemon("\n".join(BASE + [
-        "route.echo.subprotocol_required = yes", "[route.echo]",
-        "class = echo"]) + "\n")
-    rc, out, err = harness.run_cli(d.argv()[1:])
-    check_eq(rc, 1, "exit code of a start with an unusable route; stderr:\n"
-             + err)
-    check('ERR websocket: could not configure route "echo": '
-          'subprotocol_required is set but subprotocols is empty' in err,
-          "the error names the route and the reason:\n" + err)
-    check("listening on" not in err, "it did not listen:\n" + err)
-    check(not harness.sanitizer_lines(err), "sanitizer report:\n" + err)
+def _whole_section(lines, words):
+    """A problem only the whole section shows: --check-config and a start
+    both refuse it as a configuration problem, on the line of its key."""
+    async def run(_):
+        path, rc, err = check_config(lines)
+        start = harness.run_cli(["--config", path, "--plugin-path",
+                                 harness.env_path("TORPOR_PLUGIN_PATH")])
+        for what, (rc, err) in (("--check-config", (rc, err)),
+                                ("a start", (start[0], start[2]))):
+            check_eq(rc, 2, "exit code of %s; stderr:\n%s" % (what, err))
+            want = "%s:5:" % path
+            found = [l for l in err.splitlines() if want in l]
+            check(found, "%s names %s; stderr:\n%s" % (what, want, err))
+            for word in words:
+                check(word in found[0], "%s: %r not in %r"
+                      % (what, word, found[0]))
+            check("listening on" not in err, "it listened:\n" + err)
+            check(not harness.sanitizer_lines(err),
+                  "sanitizer report:\n" + err)
+    return run
 
 
 # One torpord, with the probe class, serves the tests that take it.
@@ -325,8 +333,20 @@ TESTS = [
      _bad_setting("route.e$ho.ping_interval_ms = 1000", ["route name"])),
     ("config: per-route and address settings pass --check-config",
      good_settings_pass),
-    ("config: a required subprotocol with none listed stops the start",
-     required_without_list_fails_start),
+    ("config: a required subprotocol with none listed is refused on its "
+     "line, by --check-config and at start",
+     _whole_section(BASE + ["route.echo.subprotocol_required = yes",
+                            "[route.echo]", "class = echo"],
+                    ['"route.echo.subprotocol_required" in section '
+                     '[transport.websocket]',
+                     "subprotocols is empty"])),
+    ("config: settings for a route the configuration does not have are "
+     "refused on their line",
+     _whole_section(BASE + ["route.ecoh.ping_interval_ms = 1000",
+                            "[route.echo]", "class = echo"],
+                    ['"route.ecoh.ping_interval_ms" in section '
+                     '[transport.websocket]',
+                     "no route of that name"])),
 ]
 
 if __name__ == "__main__":
