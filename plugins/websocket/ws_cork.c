@@ -308,6 +308,9 @@ ws_cork_release(struct ws_conn *c)
     s = k != NULL ? ws_cork_find(k, c) : NULL;
     if (s != NULL) {
         ws_cork_write(k, s);
+    } else {
+        /* Never so; but a flag left set would hold c open for good. */
+        c->flags &= (uint16_t)~WS_F_CORKED;
     }
 }
 
