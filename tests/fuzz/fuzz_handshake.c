@@ -9,7 +9,9 @@
  * Beyond "no crash", it checks that:
  *   - an accepted request was consumed within the input and the limit, and
  *     every field it reports lies inside the consumed bytes, trimmed, free
- *     of control characters, with a 24-character key and a Host;
+ *     of control characters, with a 24-character key and a Host; each
+ *     Sec-WebSocket-Protocol and -Extensions line is kept so, the first
+ *     one also as the header's own field;
  *   - a refusal carries one of the documented statuses;
  *   - the parser is consistent as bytes arrive: a prefix either asks for
  *     more or gives exactly the answer of the whole input (every strict
@@ -153,6 +155,25 @@ fuzz_check_accepted(const char *buf, const struct fuzz_result *res)
                      "protocols");
     fuzz_check_field(buf, res->consumed, q->extensions, q->extensions_len,
                      "extensions");
+    /* Every line of a list header, the first of them reported alone too. */
+    FUZZ_CHECK(q->n_protocol_lines <= WS_HS_PROTOCOL_LINES_MAX
+                   && (q->n_protocol_lines == 0) == (q->protocols == NULL),
+               "protocol lines counted");
+    for (size_t i = 0; i < q->n_protocol_lines; i++) {
+        fuzz_check_field(buf, res->consumed, q->protocol_lines[i],
+                         q->protocol_line_lens[i], "a protocol line");
+    }
+    FUZZ_CHECK(q->n_protocol_lines == 0
+                   || (q->protocol_lines[0] == q->protocols
+                       && q->protocol_line_lens[0] == q->protocols_len),
+               "the first protocol line is protocols");
+    FUZZ_CHECK(q->n_extension_lines <= WS_HS_EXTENSION_LINES_MAX
+                   && (q->n_extension_lines == 0) == (q->extensions == NULL),
+               "extension lines counted");
+    for (size_t i = 0; i < q->n_extension_lines; i++) {
+        fuzz_check_field(buf, res->consumed, q->extension_lines[i],
+                         q->extension_line_lens[i], "an extension line");
+    }
     FUZZ_CHECK(q->key != NULL && q->key_len == 24
                    && memcmp(q->key + 22, "==", 2) == 0,
                "key is 24 characters of base64 ending in ==");
