@@ -363,6 +363,7 @@ ws_tls_recv(struct ws_conn *c, void *buf, size_t len)
     return ws_tls_result(c, t, n, true, handshaking);
 }
 
+/* Missing: each iovec is an SSL_write of its own, so the frames a pass corks for a wss connection still cost a TLS record and a write() each; only plain connections get one system call per pass. */
 ssize_t
 ws_tls_sendv(struct ws_conn *c, const struct iovec *iov, size_t niov)
 {
