@@ -81,10 +81,10 @@ ws_io_pending(const struct ws_conn *c)
     return ws_io_is_tls(c) && ws_tls_pending(c);
 }
 
-bool
+size_t
 ws_io_write_begun(const struct ws_conn *c)
 {
-    return ws_io_is_tls(c) && ws_tls_write_begun(c);
+    return ws_io_is_tls(c) ? ws_tls_write_begun(c) : 0;
 }
 
 bool

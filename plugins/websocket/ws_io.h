@@ -15,8 +15,8 @@
  *   socket will announce; a reader reads again while it says so.
  * - ws_io_write_begun: a send that returned 0 bytes (EAGAIN) may still
  *   have been taken into a TLS record, which the next send must repeat
- *   with the same bytes; the output queue keeps such a head like one that
- *   is partly sent.
+ *   with the same bytes; the output queue keeps the frames that hold them
+ *   like a head that is partly sent.
  *
  * Every call runs on the connection's loop.
  */
@@ -75,10 +75,11 @@ int ws_io_shutdown(struct ws_conn *c);
 bool ws_io_pending(const struct ws_conn *c);
 
 /*
- * ws_io_write_begun: the last send left bytes in a TLS record that the
- * next send must present again, unchanged, at its start.
+ * ws_io_write_begun: how many bytes the last send left in a TLS record,
+ * which the next send must present again, unchanged, at its start; 0 when
+ * none (always, on a plain connection).
  */
-bool ws_io_write_begun(const struct ws_conn *c);
+size_t ws_io_write_begun(const struct ws_conn *c);
 
 /* ws_io_handshaking: a TLS connection whose TLS handshake is not done. */
 bool ws_io_handshaking(const struct ws_conn *c);
@@ -148,7 +149,7 @@ ssize_t ws_tls_recv(struct ws_conn *c, void *buf, size_t len);
 ssize_t ws_tls_sendv(struct ws_conn *c, const struct iovec *iov, size_t niov);
 void ws_tls_shutdown(struct ws_conn *c);
 bool ws_tls_pending(const struct ws_conn *c);
-bool ws_tls_write_begun(const struct ws_conn *c);
+size_t ws_tls_write_begun(const struct ws_conn *c);
 bool ws_tls_handshaking(const struct ws_conn *c);
 unsigned ws_tls_watch(const struct ws_conn *c, unsigned want);
 unsigned ws_tls_ready(const struct ws_conn *c, unsigned events);

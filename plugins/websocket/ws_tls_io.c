@@ -21,9 +21,13 @@
  *   was: a read may wait for writability (its handshake flight, an alert)
  *   and a write for readability.  Two flags say which; ws_tls_watch and
  *   ws_tls_ready turn them into io events.
- * - A write that failed so must be repeated with the same bytes; the
- *   buffer may move (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER).  WS_TLS_BEGUN
- *   makes the output queue keep those bytes at its head.
+ * - A write that failed so must be repeated with the same bytes and
+ *   length; the buffer may move (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER).
+ *   WS_TLS_BEGUN and begun_len make the output queue keep those bytes at
+ *   its head, whole frames of them, and the repeat join them again.
+ * - Small frames are joined into one record per write (ws_tls_chunk), so
+ *   a pass's corked frames cost one record and one write(), as they cost
+ *   one sendmsg() on a plain connection.
  * - Decrypted bytes may wait inside the session after a read into a small
  *   buffer, with nothing left on the socket to wake the loop;
  *   ws_tls_pending tells the reader to come back at once.
@@ -66,7 +70,15 @@ enum {
 struct ws_tls_conn {
     SSL *ssl;       /* NULL: no TLS connection on this descriptor */
     uint8_t tflags; /* WS_TLS_* */
+    /* With WS_TLS_BEGUN: the length of the write to repeat. */
+    uint32_t begun_len;
 };
+
+/*
+ * Plaintext of one TLS record, the most a write of small frames joins:
+ * one record and one write() for what a pass sends to a connection.
+ */
+#define WS_TLS_RECORD 16384
 
 static struct ws_tls_conn *
 ws_tls_of(const struct ws_conn *c)
@@ -132,6 +144,7 @@ ws_tls_conn_begin(struct ws_conn *c)
     t = ws_tls_of(c);
     t->ssl = ssl;
     t->tflags = 0;
+    t->begun_len = 0;
     c->flags |= WS_F_TLS;
     return TORPOR_OK;
 }
@@ -166,6 +179,7 @@ ws_tls_conn_end(struct ws_conn *c)
     SSL_free(t->ssl);
     t->ssl = NULL;
     t->tflags = 0;
+    t->begun_len = 0;
     c->flags &= (uint16_t)~WS_F_TLS;
 }
 
@@ -340,6 +354,7 @@ ws_tls_recv(struct ws_conn *c, void *buf, size_t len)
 {
     struct ws_tls_conn *t = ws_tls_of(c);
     bool handshaking;
+    size_t total;
     int n;
 
     if ((t->tflags & WS_TLS_BROKEN) != 0) {
@@ -354,30 +369,114 @@ ws_tls_recv(struct ws_conn *c, void *buf, size_t len)
     t->tflags &= (uint8_t)~WS_TLS_READ_WANTS_WRITE;
     ERR_clear_error();
     n = SSL_read(t->ssl, buf, (int)len);
-    if (n > 0) {
-        if (handshaking) {
-            ws_tls_log_handshake(c, t);
-        }
+    if (n <= 0) {
+        return ws_tls_result(c, t, n, true, handshaking);
+    }
+    if (handshaking) {
+        ws_tls_log_handshake(c, t);
         return n;
     }
-    return ws_tls_result(c, t, n, true, handshaking);
+    /*
+     * One SSL_read gives at most one record, and a client may send a
+     * record per message: read on while records wait, so that what one
+     * readiness brings is handled in one pass of the loop, as on a plain
+     * socket, and what it relays is corked together.  Whatever stops the
+     * run is told again by the next call; the bytes come first.
+     */
+    total = (size_t)n;
+    while (total < len) {
+        t->tflags &= (uint8_t)~WS_TLS_READ_WANTS_WRITE;
+        ERR_clear_error();
+        n = SSL_read(t->ssl, (uint8_t *)buf + total, (int)(len - total));
+        if (n <= 0) {
+            (void)ws_tls_result(c, t, n, true, false);
+            break;
+        }
+        total += (size_t)n;
+    }
+    return (ssize_t)total;
 }
 
-/* Missing: each iovec is an SSL_write of its own, so the frames a pass corks for a wss connection still cost a TLS record and a write() each; only plain connections get one system call per pass. */
+/*
+ * ws_tls_chunk picks the bytes of iov[*i..niov) that the next SSL_write
+ * takes, from byte *skip of iov[*i], and advances *i and *skip past them.
+ * While a write is begun they are exactly the begun_len bytes it was made
+ * with; otherwise whole iovecs joined into one record's worth, in
+ * scratch, or the rest of one iovec that is larger on its own.  A
+ * repeated write so meets the same bytes, which the output queue keeps
+ * (ws_io_write_begun).  Returns the length, 0 when iov holds fewer bytes
+ * than a begun write needs.
+ */
+static size_t
+ws_tls_chunk(const struct ws_tls_conn *t, const struct iovec *iov, size_t niov,
+             size_t *i, size_t *skip, uint8_t *scratch, const uint8_t **out)
+{
+    size_t want = (t->tflags & WS_TLS_BEGUN) != 0 ? t->begun_len : 0;
+    size_t first = iov[*i].iov_len - *skip;
+    size_t len = 0;
+
+    if (want == 0
+        && (first >= WS_TLS_RECORD || *i + 1 == niov
+            || first + iov[*i + 1].iov_len > WS_TLS_RECORD)) {
+        want = first;
+    }
+    if (want != 0 && want <= first) {
+        *out = (const uint8_t *)iov[*i].iov_base + *skip;
+        *skip += want;
+        if (*skip == iov[*i].iov_len) {
+            (*i)++;
+            *skip = 0;
+        }
+        return want;
+    }
+    /* Joined in scratch: a begun chunk of several, or whole iovecs. */
+    while (*i < niov) {
+        size_t part = iov[*i].iov_len - *skip;
+
+        if (want != 0 ? len == want : len + part > WS_TLS_RECORD) {
+            break;
+        }
+        if (want != 0 && len + part > want) {
+            part = want - len;
+        }
+        memcpy(scratch + len, (const uint8_t *)iov[*i].iov_base + *skip, part);
+        len += part;
+        *skip += part;
+        if (*skip == iov[*i].iov_len) {
+            (*i)++;
+            *skip = 0;
+        }
+    }
+    *out = scratch;
+    return want != 0 && len < want ? 0 : len;
+}
+
 ssize_t
 ws_tls_sendv(struct ws_conn *c, const struct iovec *iov, size_t niov)
 {
+    static _Thread_local uint8_t scratch[WS_TLS_RECORD];
     struct ws_tls_conn *t = ws_tls_of(c);
     size_t total = 0;
+    size_t i = 0;
+    size_t skip = 0;
 
     if ((t->tflags & WS_TLS_BROKEN) != 0) {
         errno = EPIPE;
         return -1;
     }
-    for (size_t i = 0; i < niov; i++) {
-        const uint8_t *p = iov[i].iov_base;
-        size_t left = iov[i].iov_len;
+    while (i < niov && iov[i].iov_len == 0) {
+        i++;
+    }
+    while (i < niov) {
+        const uint8_t *p;
+        size_t left = ws_tls_chunk(t, iov, niov, &i, &skip, scratch, &p);
 
+        if (left == 0) {
+            /* The bytes a begun write was made with are gone: our bug. */
+            t->tflags |= WS_TLS_BROKEN;
+            errno = EPROTO;
+            return total > 0 ? (ssize_t)total : -1;
+        }
         while (left > 0) {
             /* The same bytes give the same length, as a repeat needs. */
             int len = left > INT_MAX ? INT_MAX : (int)left;
@@ -391,14 +490,19 @@ ws_tls_sendv(struct ws_conn *c, const struct iovec *iov, size_t niov)
 
                 if (r < 0 && errno == EAGAIN) {
                     t->tflags |= WS_TLS_BEGUN;
+                    t->begun_len = (uint32_t)len;
                 }
                 /* A fatal error after some bytes shows on the next call. */
                 return total > 0 ? (ssize_t)total : r;
             }
             t->tflags &= (uint8_t)~WS_TLS_BEGUN;
+            t->begun_len = 0;
             total += (size_t)n;
             p += n;
             left -= (size_t)n;
+        }
+        while (i < niov && iov[i].iov_len == 0) {
+            i++;
         }
     }
     return (ssize_t)total;
@@ -412,10 +516,12 @@ ws_tls_pending(const struct ws_conn *c)
     return (t->tflags & WS_TLS_BROKEN) == 0 && SSL_pending(t->ssl) > 0;
 }
 
-bool
+size_t
 ws_tls_write_begun(const struct ws_conn *c)
 {
-    return (ws_tls_of(c)->tflags & WS_TLS_BEGUN) != 0;
+    const struct ws_tls_conn *t = ws_tls_of(c);
+
+    return (t->tflags & WS_TLS_BEGUN) != 0 ? t->begun_len : 0;
 }
 
 bool

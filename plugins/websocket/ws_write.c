@@ -211,12 +211,14 @@ ws_write_try(struct ws_conn *c, const uint8_t *data, size_t len)
 /*
  * ws_write_slow handles a consumer that fell max_output_bytes behind: it
  * drops the frames not begun (the peer will not get them anyway), keeps a
- * partly sent head so the stream stays well framed, and starts closing
- * with 1013 (try again later).  1013 rather than 1008: the peer broke no
- * rule, the server is casting off a client it cannot serve, which is what
- * 1013 means; and a client that reconnects and catches up is the right
- * reaction, which clients take 1013 to invite and 1008 to forbid.  The
- * core closes a sender it cannot keep up with by the same code.
+ * partly sent head so the stream stays well framed, and the frames whose
+ * bytes a blocked TLS write took in, which its repeat needs; and it
+ * starts closing with 1013 (try again later).  1013 rather than 1008: the
+ * peer broke no rule, the server is casting off a client it cannot serve,
+ * which is what 1013 means; and a client that reconnects and catches up
+ * is the right reaction, which clients take 1013 to invite and 1008 to
+ * forbid.  The core closes a sender it cannot keep up with by the same
+ * code.
  */
 static void
 ws_write_slow(struct ws_conn *c, size_t queued)
@@ -231,8 +233,18 @@ ws_write_slow(struct ws_conn *c, size_t queued)
             queued, ws_conn_opts(c)->max_output_bytes);
     }
     if (b != NULL) {
-        uint32_t keep = b->q_off > 0 || ws_io_write_begun(c) ? 1 : 0;
+        /* The head the peer has begun to get, and a begun TLS write's. */
+        size_t begun = ws_io_write_begun(c);
+        size_t held = 0;
+        uint32_t keep = 0;
 
+        while (keep < b->q_count
+               && ((keep == 0 && b->q_off > 0) || held < begun)) {
+            torpor_frame *f = b->q[(b->q_head + keep) % b->q_cap];
+
+            held += f->len - (keep == 0 ? b->q_off : 0);
+            keep++;
+        }
         while (b->q_count > keep) {
             uint32_t last = (b->q_head + b->q_count - 1) % b->q_cap;
 
@@ -296,6 +308,8 @@ ws_write_frames(struct ws_conn *c, torpor_frame **frames, size_t n)
     size_t limit = ws_conn_opts(c)->max_output_bytes;
     bool had_queue = ws_write_queued(c);
     size_t queued = had_queue ? c->busy->q_bytes : 0;
+    size_t begun;
+    size_t before = 0;
     size_t done = 0;
     size_t off = 0;
 
@@ -313,15 +327,18 @@ ws_write_frames(struct ws_conn *c, torpor_frame **frames, size_t n)
     for (size_t i = done; i < n; i++) {
         queued += frames[i]->len - (i == done ? off : 0);
     }
+    /* Bytes from frames[done] + off that a TLS write has taken in. */
+    begun = had_queue ? 0 : ws_io_write_begun(c);
     for (size_t i = done; i < n; i++) {
         /*
          * A frame begun on the wire must be finished, or the peer loses
-         * the framing; only frames not begun can be refused.
+         * the framing, and so must one a begun TLS write holds; only
+         * frames not begun can be refused.
          */
-        bool begun =
-            i == done && (off > 0 || (!had_queue && ws_io_write_begun(c)));
+        bool keep = (i == done && off > 0) || before < begun;
 
-        if (!begun && queued > limit) {
+        before += frames[i]->len - (i == done ? off : 0);
+        if (!keep && queued > limit) {
             ws_frame_release(frames[i]);
         } else if (ws_write_enqueue(c, frames[i], i == done ? off : 0)
                    != TORPOR_OK) {
@@ -420,7 +437,7 @@ ws_write_copy(struct ws_conn *c, const void *data, size_t len, bool limited)
         if ((size_t)sent == len) {
             return TORPOR_OK;
         }
-        begun = ws_io_write_begun(c);
+        begun = ws_io_write_begun(c) != 0;
     }
     if (limited && sent == 0 && !begun) {
         size_t queued = (ws_write_queued(c) ? c->busy->q_bytes : 0) + len;

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Corked output: what one pass of a loop sends to a connection leaves in
-one system call, in order, and a connection that dies while frames wait
-for it takes only its own frames with it.
+one system call, in order, over ws and over wss (one TLS record), and a
+connection that dies while frames wait for it takes only its own frames
+with it.
 
 The system calls are counted with strace, attached to the running torpord
 (a real tracer on the real daemon: nothing is mocked).
@@ -20,6 +21,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import check, check_eq, make_frame, OP_BINARY, RawWS  # noqa: E402
+import tls_util  # noqa: E402
+
+CERTS = tls_util.Certs()
+CERT, KEY = CERTS.server("server", 0x1001, "torpor test server")
 
 CONFIG = """\
 [core]
@@ -29,18 +34,23 @@ loops = 2
 
 [transport.websocket]
 listen = 127.0.0.1:0
+listen_tls = 127.0.0.1:0
+tls_certificate = %s
+tls_private_key = %s
 ping_interval_ms = 0
 
 [route.relay]
 class = relay
-"""
+""" % (CERT, KEY)
 
 SUBSCRIBERS = 4
 BURST = 24
 BOUND_S = 30
-# Plain connections write with send() and sendmsg(); write() is left out,
-# because the loops also wake each other with it, on an eventfd.
-SEND_CALLS = re.compile(r"\b(sendmsg|sendto|sendmmsg)\(")
+# Plain connections write with send() and sendmsg(), TLS ones with write();
+# the loops also wake each other with write(), 8 bytes on an eventfd, which
+# are left out.
+SEND_CALLS = re.compile(r"\b(sendmsg|sendto|sendmmsg|write)\(")
+EVENTFD_WRITE = re.compile(r"\bwrite\(\d+, \"\\1\\0\\0\\0\\0\\0\\0\\0\", 8\)")
 
 
 def payload(room_seq, i):
@@ -68,7 +78,7 @@ class Tracer:
         os.close(fd)
         self.proc = subprocess.Popen(
             ["strace", "-f", "-qq", "-e",
-             "trace=sendmsg,sendto,sendmmsg",
+             "trace=sendmsg,sendto,sendmmsg,write",
              "-o", self.path, "-p", str(pid)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE)
@@ -100,18 +110,34 @@ class Tracer:
             self.proc.kill()
             self.proc.wait(timeout=10)
         with open(self.path) as f:
-            return [line for line in f if SEND_CALLS.search(line)]
+            return [line for line in f if SEND_CALLS.search(line)
+                    and not EVENTFD_WRITE.search(line)]
 
 
-async def burst_leaves_in_one_call_per_subscriber(d):
+def _burst_leaves_in_one_call_per_subscriber(tls):
+    async def run(d):
+        await burst_run(d, tls)
+    return run
+
+
+async def burst_run(d, tls):
     room = "/relay/" + harness.unique()
-    subs = [RawWS(d.port, room, timeout=BOUND_S) for _ in range(SUBSCRIBERS)]
-    pub = RawWS(d.port, room, timeout=BOUND_S)
+    if tls:
+        port = tls_util.tls_port(d)
+        ctx = CERTS.client_context()
+        subs = [tls_util.TlsRawWS(port, room, ctx, timeout=BOUND_S)
+                for _ in range(SUBSCRIBERS)]
+        pub = tls_util.TlsRawWS(port, room, ctx, timeout=BOUND_S)
+    else:
+        subs = [RawWS(d.port, room, timeout=BOUND_S)
+                for _ in range(SUBSCRIBERS)]
+        pub = RawWS(d.port, room, timeout=BOUND_S)
     tracer = None
     try:
         msgs = [payload(1, i) for i in range(BURST)]
         tracer = Tracer(d.proc.pid)
-        # One write: one read on the server, one pass of its loop.
+        # One write (over TLS, one record): one read on the server, one
+        # pass of its loop.
         pub.send_raw(b"".join(make_frame(OP_BINARY, m) for m in msgs))
         for j, sub in enumerate(subs):
             check(read_messages(sub, BURST, "subscriber %d" % j) == msgs,
@@ -124,7 +150,8 @@ async def burst_leaves_in_one_call_per_subscriber(d):
         for c in subs + [pub]:
             c.close()
     # Written frame by frame, the burst would take BURST calls per
-    # subscriber; corked, one each, two should a read split the burst.
+    # subscriber; corked, one each (over TLS: one record, one write), two
+    # should a read split the burst.
     check(len(calls) <= 2 * SUBSCRIBERS,
           "%d send calls for %d frames to %d subscribers (want at most %d):"
           "\n%s" % (len(calls), BURST * SUBSCRIBERS, SUBSCRIBERS,
@@ -176,7 +203,10 @@ async def reset_subscriber_loses_only_its_own(d):
 TESTS = [
     ("a burst that one read brings goes to each subscriber in order, "
      "in one or two send calls, not one per frame",
-     burst_leaves_in_one_call_per_subscriber),
+     _burst_leaves_in_one_call_per_subscriber(False)),
+    ("over wss, such a burst goes to each subscriber in one or two TLS "
+     "records and writes, not one per frame",
+     _burst_leaves_in_one_call_per_subscriber(True)),
     ("a subscriber that resets while bursts stream takes only its own "
      "frames with it; the others get every message in order",
      reset_subscriber_loses_only_its_own),

@@ -47,8 +47,9 @@ class = echo
 """ % (CERT, KEY)
 
 SHORT_MS = 500
-# Below one message of the slow-consumer test, so that the message a
-# blocked TLS write has begun is always one the limit would refuse.
+# Below one large message of the slow-consumer tests, so that the message
+# a blocked TLS write has begun is always one the limit would refuse, and
+# below one record's worth of the small ones it joins.
 OUTPUT_LIMIT = 8192
 STRICT_CONFIG = CONFIG.replace(
     "max_message_bytes = 1048576",
@@ -323,10 +324,20 @@ async def incomplete_handshake_hits_deadline(_):
     harness.check_clean_exit(rc, log)
 
 
-async def slow_consumer_closed_cleanly(_):
+def _slow_consumer_closed_cleanly(size, count):
     """Over max_output_bytes the server drops what it has not begun and
     closes with 1013; what it had begun, inside TLS too, is finished, so
-    the reader gets whole messages, then the close frame."""
+    the reader gets whole messages, then the close frame.  count messages
+    of about size bytes make 7 MB, past the kernel's socket buffers (4 MiB
+    at most here).  Messages of 12,000 bytes are a TLS record each, every
+    one over the limit: the write that blocks has begun a record of a
+    message the limit refuses.  Messages of 600 bytes are joined, some 27
+    to a record: the write that blocks holds many of them, and its repeat
+    needs every one."""
+    return lambda _: slow_consumer_run(size, count)
+
+
+async def slow_consumer_run(size, count):
     d = strict_daemon()
     try:
         port = tls_port(d)
@@ -334,11 +345,7 @@ async def slow_consumer_closed_cleanly(_):
         reader = tls_util.TlsRawWS(port, room, CERTS.client_context(),
                                    rcvbuf=4096, timeout=30)
         sender = await wss(d, CERTS, room)
-        # 7 MB, past the kernel's socket buffers (4 MiB at most here), in
-        # messages of one TLS record each, every one over the limit: the
-        # write that blocks has begun a record of the message the limit
-        # refuses, which must still go out whole, before the close.
-        msgs = [os.urandom(12000 + i) for i in range(600)]
+        msgs = [os.urandom(size + i % 7) for i in range(count)]
 
         def read_to_close():
             got = 0
@@ -413,7 +420,9 @@ TESTS = [
     ("half a ClientHello, and a silent TLS client, are dropped at "
      "handshake_timeout_ms with a WARN", incomplete_handshake_hits_deadline),
     ("a wss slow consumer over max_output_bytes gets whole messages, "
-     "then 1013", slow_consumer_closed_cleanly),
+     "then 1013", _slow_consumer_closed_cleanly(12000, 600)),
+    ("a wss slow consumer of small messages, joined into records, gets "
+     "whole messages, then 1013", _slow_consumer_closed_cleanly(600, 12000)),
     ("tls_min_version = 1.3 refuses a TLS 1.2 client and serves 1.3",
      old_protocol_refused),
 ]
