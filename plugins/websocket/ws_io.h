@@ -130,7 +130,8 @@ void ws_tls_stop(struct ws_state *ws);
 
 /*
  * ws_tls_table_new makes the table of TLS sessions by descriptor, with a
- * place for every descriptor the process may open (RLIMIT_NOFILE).
+ * place for every descriptor the process may open (the hard
+ * RLIMIT_NOFILE).
  * Only its pages that sessions use are ever touched.  TORPOR_ENOMEM.  Main
  * thread, at start.  ws_tls_table_free frees it, once no loop runs.
  */

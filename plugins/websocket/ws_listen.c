@@ -248,6 +248,7 @@ ws_listen_start(struct ws_state *ws)
     torpor_err err;
 
     ws->stopping = false;
+    /* The configured hook has refused this; a guard, no more. */
     if (n_all == 0) {
         WS_LOG(ws, TORPOR_LOG_ERR, NULL,
                "could not listen: listen and listen_tls are both empty");

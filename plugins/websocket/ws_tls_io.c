@@ -464,12 +464,18 @@ ws_tls_sendv(struct ws_conn *c, const struct iovec *iov, size_t niov)
         errno = EPIPE;
         return -1;
     }
-    while (i < niov && iov[i].iov_len == 0) {
-        i++;
-    }
-    while (i < niov) {
+    for (;;) {
         const uint8_t *p;
-        size_t left = ws_tls_chunk(t, iov, niov, &i, &skip, scratch, &p);
+        size_t left;
+
+        while (i < niov && iov[i].iov_len == skip) {
+            i++;
+            skip = 0;
+        }
+        if (i == niov) {
+            break;
+        }
+        left = ws_tls_chunk(t, iov, niov, &i, &skip, scratch, &p);
 
         if (left == 0) {
             /* The bytes a begun write was made with are gone: our bug. */
@@ -500,9 +506,6 @@ ws_tls_sendv(struct ws_conn *c, const struct iovec *iov, size_t niov)
             total += (size_t)n;
             p += n;
             left -= (size_t)n;
-        }
-        while (i < niov && iov[i].iov_len == 0) {
-            i++;
         }
     }
     return (ssize_t)total;
